@@ -168,4 +168,10 @@ export interface Native {
 
   /** umount2(2). `flags` are MNT_* / UMOUNT_* bits (MNT_DETACH = 2). */
   umount2(target: string, flags: number): void;
+
+  /** pipe2(O_CLOEXEC): `[readEnd, writeEnd]`, both blocking (the caller sets O_NONBLOCK where it wants it). Added for core/io. */
+  pipe(): readonly [number, number];
+
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): a connected pair, e.g. for fd-passing tests. */
+  socketPair(): readonly [number, number];
 }
