@@ -2,11 +2,10619 @@
 import * as $protobuf from "protobufjs/minimal.js";
 import type Long from "long";
 
+/** Namespace io. */
+export namespace io {
+
+    /** Namespace containerd. */
+    namespace containerd {
+
+        /** Namespace cgroups. */
+        namespace cgroups {
+
+            /** Namespace v1. */
+            namespace v1 {
+
+                /**
+                 * Properties of a Metrics.
+                 * @deprecated Use io.containerd.cgroups.v1.Metrics.$Properties instead.
+                 */
+                interface IMetrics extends io.containerd.cgroups.v1.Metrics.$Properties {
+                }
+
+                /** Represents a Metrics. */
+                class Metrics {
+
+                    /**
+                     * Constructs a new Metrics.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.Metrics.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** Metrics hugetlb. */
+                    hugetlb: io.containerd.cgroups.v1.HugetlbStat.$Properties[];
+
+                    /** Metrics pids. */
+                    pids?: (io.containerd.cgroups.v1.PidsStat.$Properties|null);
+
+                    /** Metrics cpu. */
+                    cpu?: (io.containerd.cgroups.v1.CPUStat.$Properties|null);
+
+                    /** Metrics memory. */
+                    memory?: (io.containerd.cgroups.v1.MemoryStat.$Properties|null);
+
+                    /** Metrics blkio. */
+                    blkio?: (io.containerd.cgroups.v1.BlkIOStat.$Properties|null);
+
+                    /** Metrics rdma. */
+                    rdma?: (io.containerd.cgroups.v1.RdmaStat.$Properties|null);
+
+                    /** Metrics network. */
+                    network: io.containerd.cgroups.v1.NetworkStat.$Properties[];
+
+                    /** Metrics cgroupStats. */
+                    cgroupStats?: (io.containerd.cgroups.v1.CgroupStats.$Properties|null);
+
+                    /** Metrics memoryOomControl. */
+                    memoryOomControl?: (io.containerd.cgroups.v1.MemoryOomControl.$Properties|null);
+
+                    /**
+                     * Creates a new Metrics instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns Metrics instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.Metrics.$Shape): io.containerd.cgroups.v1.Metrics & io.containerd.cgroups.v1.Metrics.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.Metrics.$Properties): io.containerd.cgroups.v1.Metrics;
+
+                    /**
+                     * Encodes the specified Metrics message. Does not implicitly {@link io.containerd.cgroups.v1.Metrics.verify|verify} messages.
+                     * @param m Metrics message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.Metrics.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a Metrics message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.Metrics & io.containerd.cgroups.v1.Metrics.$Shape} Metrics
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.Metrics & io.containerd.cgroups.v1.Metrics.$Shape;
+
+                    /**
+                     * Gets the type url for Metrics
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace Metrics {
+
+                    /** Properties of a Metrics. */
+                    interface $Properties {
+
+                        /** Metrics hugetlb */
+                        hugetlb?: (io.containerd.cgroups.v1.HugetlbStat.$Properties[]|null);
+
+                        /** Metrics pids */
+                        pids?: (io.containerd.cgroups.v1.PidsStat.$Properties|null);
+
+                        /** Metrics cpu */
+                        cpu?: (io.containerd.cgroups.v1.CPUStat.$Properties|null);
+
+                        /** Metrics memory */
+                        memory?: (io.containerd.cgroups.v1.MemoryStat.$Properties|null);
+
+                        /** Metrics blkio */
+                        blkio?: (io.containerd.cgroups.v1.BlkIOStat.$Properties|null);
+
+                        /** Metrics rdma */
+                        rdma?: (io.containerd.cgroups.v1.RdmaStat.$Properties|null);
+
+                        /** Metrics network */
+                        network?: (io.containerd.cgroups.v1.NetworkStat.$Properties[]|null);
+
+                        /** Metrics cgroupStats */
+                        cgroupStats?: (io.containerd.cgroups.v1.CgroupStats.$Properties|null);
+
+                        /** Metrics memoryOomControl */
+                        memoryOomControl?: (io.containerd.cgroups.v1.MemoryOomControl.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a Metrics. */
+                    type $Shape = io.containerd.cgroups.v1.Metrics.$Properties;
+                }
+
+                /**
+                 * Properties of a HugetlbStat.
+                 * @deprecated Use io.containerd.cgroups.v1.HugetlbStat.$Properties instead.
+                 */
+                interface IHugetlbStat extends io.containerd.cgroups.v1.HugetlbStat.$Properties {
+                }
+
+                /** Represents a HugetlbStat. */
+                class HugetlbStat {
+
+                    /**
+                     * Constructs a new HugetlbStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.HugetlbStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** HugetlbStat usage. */
+                    usage: (number|Long);
+
+                    /** HugetlbStat max. */
+                    max: (number|Long);
+
+                    /** HugetlbStat failcnt. */
+                    failcnt: (number|Long);
+
+                    /** HugetlbStat pagesize. */
+                    pagesize: string;
+
+                    /**
+                     * Creates a new HugetlbStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns HugetlbStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.HugetlbStat.$Shape): io.containerd.cgroups.v1.HugetlbStat & io.containerd.cgroups.v1.HugetlbStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.HugetlbStat.$Properties): io.containerd.cgroups.v1.HugetlbStat;
+
+                    /**
+                     * Encodes the specified HugetlbStat message. Does not implicitly {@link io.containerd.cgroups.v1.HugetlbStat.verify|verify} messages.
+                     * @param m HugetlbStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.HugetlbStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a HugetlbStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.HugetlbStat & io.containerd.cgroups.v1.HugetlbStat.$Shape} HugetlbStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.HugetlbStat & io.containerd.cgroups.v1.HugetlbStat.$Shape;
+
+                    /**
+                     * Gets the type url for HugetlbStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace HugetlbStat {
+
+                    /** Properties of a HugetlbStat. */
+                    interface $Properties {
+
+                        /** HugetlbStat usage */
+                        usage?: (number|Long|null);
+
+                        /** HugetlbStat max */
+                        max?: (number|Long|null);
+
+                        /** HugetlbStat failcnt */
+                        failcnt?: (number|Long|null);
+
+                        /** HugetlbStat pagesize */
+                        pagesize?: (string|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a HugetlbStat. */
+                    type $Shape = io.containerd.cgroups.v1.HugetlbStat.$Properties;
+                }
+
+                /**
+                 * Properties of a PidsStat.
+                 * @deprecated Use io.containerd.cgroups.v1.PidsStat.$Properties instead.
+                 */
+                interface IPidsStat extends io.containerd.cgroups.v1.PidsStat.$Properties {
+                }
+
+                /** Represents a PidsStat. */
+                class PidsStat {
+
+                    /**
+                     * Constructs a new PidsStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.PidsStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** PidsStat current. */
+                    current: (number|Long);
+
+                    /** PidsStat limit. */
+                    limit: (number|Long);
+
+                    /**
+                     * Creates a new PidsStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns PidsStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.PidsStat.$Shape): io.containerd.cgroups.v1.PidsStat & io.containerd.cgroups.v1.PidsStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.PidsStat.$Properties): io.containerd.cgroups.v1.PidsStat;
+
+                    /**
+                     * Encodes the specified PidsStat message. Does not implicitly {@link io.containerd.cgroups.v1.PidsStat.verify|verify} messages.
+                     * @param m PidsStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.PidsStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a PidsStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.PidsStat & io.containerd.cgroups.v1.PidsStat.$Shape} PidsStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.PidsStat & io.containerd.cgroups.v1.PidsStat.$Shape;
+
+                    /**
+                     * Gets the type url for PidsStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace PidsStat {
+
+                    /** Properties of a PidsStat. */
+                    interface $Properties {
+
+                        /** PidsStat current */
+                        current?: (number|Long|null);
+
+                        /** PidsStat limit */
+                        limit?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a PidsStat. */
+                    type $Shape = io.containerd.cgroups.v1.PidsStat.$Properties;
+                }
+
+                /**
+                 * Properties of a CPUStat.
+                 * @deprecated Use io.containerd.cgroups.v1.CPUStat.$Properties instead.
+                 */
+                interface ICPUStat extends io.containerd.cgroups.v1.CPUStat.$Properties {
+                }
+
+                /** Represents a CPUStat. */
+                class CPUStat {
+
+                    /**
+                     * Constructs a new CPUStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.CPUStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** CPUStat usage. */
+                    usage?: (io.containerd.cgroups.v1.CPUUsage.$Properties|null);
+
+                    /** CPUStat throttling. */
+                    throttling?: (io.containerd.cgroups.v1.Throttle.$Properties|null);
+
+                    /**
+                     * Creates a new CPUStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns CPUStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.CPUStat.$Shape): io.containerd.cgroups.v1.CPUStat & io.containerd.cgroups.v1.CPUStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.CPUStat.$Properties): io.containerd.cgroups.v1.CPUStat;
+
+                    /**
+                     * Encodes the specified CPUStat message. Does not implicitly {@link io.containerd.cgroups.v1.CPUStat.verify|verify} messages.
+                     * @param m CPUStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.CPUStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a CPUStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.CPUStat & io.containerd.cgroups.v1.CPUStat.$Shape} CPUStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.CPUStat & io.containerd.cgroups.v1.CPUStat.$Shape;
+
+                    /**
+                     * Gets the type url for CPUStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace CPUStat {
+
+                    /** Properties of a CPUStat. */
+                    interface $Properties {
+
+                        /** CPUStat usage */
+                        usage?: (io.containerd.cgroups.v1.CPUUsage.$Properties|null);
+
+                        /** CPUStat throttling */
+                        throttling?: (io.containerd.cgroups.v1.Throttle.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a CPUStat. */
+                    type $Shape = io.containerd.cgroups.v1.CPUStat.$Properties;
+                }
+
+                /**
+                 * Properties of a CPUUsage.
+                 * @deprecated Use io.containerd.cgroups.v1.CPUUsage.$Properties instead.
+                 */
+                interface ICPUUsage extends io.containerd.cgroups.v1.CPUUsage.$Properties {
+                }
+
+                /** Represents a CPUUsage. */
+                class CPUUsage {
+
+                    /**
+                     * Constructs a new CPUUsage.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.CPUUsage.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** CPUUsage total. */
+                    total: (number|Long);
+
+                    /** CPUUsage kernel. */
+                    kernel: (number|Long);
+
+                    /** CPUUsage user. */
+                    user: (number|Long);
+
+                    /** CPUUsage perCpu. */
+                    perCpu: (number|Long)[];
+
+                    /**
+                     * Creates a new CPUUsage instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns CPUUsage instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.CPUUsage.$Shape): io.containerd.cgroups.v1.CPUUsage & io.containerd.cgroups.v1.CPUUsage.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.CPUUsage.$Properties): io.containerd.cgroups.v1.CPUUsage;
+
+                    /**
+                     * Encodes the specified CPUUsage message. Does not implicitly {@link io.containerd.cgroups.v1.CPUUsage.verify|verify} messages.
+                     * @param m CPUUsage message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.CPUUsage.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a CPUUsage message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.CPUUsage & io.containerd.cgroups.v1.CPUUsage.$Shape} CPUUsage
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.CPUUsage & io.containerd.cgroups.v1.CPUUsage.$Shape;
+
+                    /**
+                     * Gets the type url for CPUUsage
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace CPUUsage {
+
+                    /** Properties of a CPUUsage. */
+                    interface $Properties {
+
+                        /** CPUUsage total */
+                        total?: (number|Long|null);
+
+                        /** CPUUsage kernel */
+                        kernel?: (number|Long|null);
+
+                        /** CPUUsage user */
+                        user?: (number|Long|null);
+
+                        /** CPUUsage perCpu */
+                        perCpu?: ((number|Long)[]|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a CPUUsage. */
+                    type $Shape = io.containerd.cgroups.v1.CPUUsage.$Properties;
+                }
+
+                /**
+                 * Properties of a Throttle.
+                 * @deprecated Use io.containerd.cgroups.v1.Throttle.$Properties instead.
+                 */
+                interface IThrottle extends io.containerd.cgroups.v1.Throttle.$Properties {
+                }
+
+                /** Represents a Throttle. */
+                class Throttle {
+
+                    /**
+                     * Constructs a new Throttle.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.Throttle.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** Throttle periods. */
+                    periods: (number|Long);
+
+                    /** Throttle throttledPeriods. */
+                    throttledPeriods: (number|Long);
+
+                    /** Throttle throttledTime. */
+                    throttledTime: (number|Long);
+
+                    /**
+                     * Creates a new Throttle instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns Throttle instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.Throttle.$Shape): io.containerd.cgroups.v1.Throttle & io.containerd.cgroups.v1.Throttle.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.Throttle.$Properties): io.containerd.cgroups.v1.Throttle;
+
+                    /**
+                     * Encodes the specified Throttle message. Does not implicitly {@link io.containerd.cgroups.v1.Throttle.verify|verify} messages.
+                     * @param m Throttle message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.Throttle.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a Throttle message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.Throttle & io.containerd.cgroups.v1.Throttle.$Shape} Throttle
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.Throttle & io.containerd.cgroups.v1.Throttle.$Shape;
+
+                    /**
+                     * Gets the type url for Throttle
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace Throttle {
+
+                    /** Properties of a Throttle. */
+                    interface $Properties {
+
+                        /** Throttle periods */
+                        periods?: (number|Long|null);
+
+                        /** Throttle throttledPeriods */
+                        throttledPeriods?: (number|Long|null);
+
+                        /** Throttle throttledTime */
+                        throttledTime?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a Throttle. */
+                    type $Shape = io.containerd.cgroups.v1.Throttle.$Properties;
+                }
+
+                /**
+                 * Properties of a MemoryStat.
+                 * @deprecated Use io.containerd.cgroups.v1.MemoryStat.$Properties instead.
+                 */
+                interface IMemoryStat extends io.containerd.cgroups.v1.MemoryStat.$Properties {
+                }
+
+                /** Represents a MemoryStat. */
+                class MemoryStat {
+
+                    /**
+                     * Constructs a new MemoryStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.MemoryStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** MemoryStat cache. */
+                    cache: (number|Long);
+
+                    /** MemoryStat rss. */
+                    rss: (number|Long);
+
+                    /** MemoryStat rssHuge. */
+                    rssHuge: (number|Long);
+
+                    /** MemoryStat mappedFile. */
+                    mappedFile: (number|Long);
+
+                    /** MemoryStat dirty. */
+                    dirty: (number|Long);
+
+                    /** MemoryStat writeback. */
+                    writeback: (number|Long);
+
+                    /** MemoryStat pgPgIn. */
+                    pgPgIn: (number|Long);
+
+                    /** MemoryStat pgPgOut. */
+                    pgPgOut: (number|Long);
+
+                    /** MemoryStat pgFault. */
+                    pgFault: (number|Long);
+
+                    /** MemoryStat pgMajFault. */
+                    pgMajFault: (number|Long);
+
+                    /** MemoryStat inactiveAnon. */
+                    inactiveAnon: (number|Long);
+
+                    /** MemoryStat activeAnon. */
+                    activeAnon: (number|Long);
+
+                    /** MemoryStat inactiveFile. */
+                    inactiveFile: (number|Long);
+
+                    /** MemoryStat activeFile. */
+                    activeFile: (number|Long);
+
+                    /** MemoryStat unevictable. */
+                    unevictable: (number|Long);
+
+                    /** MemoryStat hierarchicalMemoryLimit. */
+                    hierarchicalMemoryLimit: (number|Long);
+
+                    /** MemoryStat hierarchicalSwapLimit. */
+                    hierarchicalSwapLimit: (number|Long);
+
+                    /** MemoryStat totalCache. */
+                    totalCache: (number|Long);
+
+                    /** MemoryStat totalRss. */
+                    totalRss: (number|Long);
+
+                    /** MemoryStat totalRssHuge. */
+                    totalRssHuge: (number|Long);
+
+                    /** MemoryStat totalMappedFile. */
+                    totalMappedFile: (number|Long);
+
+                    /** MemoryStat totalDirty. */
+                    totalDirty: (number|Long);
+
+                    /** MemoryStat totalWriteback. */
+                    totalWriteback: (number|Long);
+
+                    /** MemoryStat totalPgPgIn. */
+                    totalPgPgIn: (number|Long);
+
+                    /** MemoryStat totalPgPgOut. */
+                    totalPgPgOut: (number|Long);
+
+                    /** MemoryStat totalPgFault. */
+                    totalPgFault: (number|Long);
+
+                    /** MemoryStat totalPgMajFault. */
+                    totalPgMajFault: (number|Long);
+
+                    /** MemoryStat totalInactiveAnon. */
+                    totalInactiveAnon: (number|Long);
+
+                    /** MemoryStat totalActiveAnon. */
+                    totalActiveAnon: (number|Long);
+
+                    /** MemoryStat totalInactiveFile. */
+                    totalInactiveFile: (number|Long);
+
+                    /** MemoryStat totalActiveFile. */
+                    totalActiveFile: (number|Long);
+
+                    /** MemoryStat totalUnevictable. */
+                    totalUnevictable: (number|Long);
+
+                    /** MemoryStat usage. */
+                    usage?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                    /** MemoryStat swap. */
+                    swap?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                    /** MemoryStat kernel. */
+                    kernel?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                    /** MemoryStat kernelTcp. */
+                    kernelTcp?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                    /**
+                     * Creates a new MemoryStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns MemoryStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.MemoryStat.$Shape): io.containerd.cgroups.v1.MemoryStat & io.containerd.cgroups.v1.MemoryStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.MemoryStat.$Properties): io.containerd.cgroups.v1.MemoryStat;
+
+                    /**
+                     * Encodes the specified MemoryStat message. Does not implicitly {@link io.containerd.cgroups.v1.MemoryStat.verify|verify} messages.
+                     * @param m MemoryStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.MemoryStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a MemoryStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.MemoryStat & io.containerd.cgroups.v1.MemoryStat.$Shape} MemoryStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.MemoryStat & io.containerd.cgroups.v1.MemoryStat.$Shape;
+
+                    /**
+                     * Gets the type url for MemoryStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace MemoryStat {
+
+                    /** Properties of a MemoryStat. */
+                    interface $Properties {
+
+                        /** MemoryStat cache */
+                        cache?: (number|Long|null);
+
+                        /** MemoryStat rss */
+                        rss?: (number|Long|null);
+
+                        /** MemoryStat rssHuge */
+                        rssHuge?: (number|Long|null);
+
+                        /** MemoryStat mappedFile */
+                        mappedFile?: (number|Long|null);
+
+                        /** MemoryStat dirty */
+                        dirty?: (number|Long|null);
+
+                        /** MemoryStat writeback */
+                        writeback?: (number|Long|null);
+
+                        /** MemoryStat pgPgIn */
+                        pgPgIn?: (number|Long|null);
+
+                        /** MemoryStat pgPgOut */
+                        pgPgOut?: (number|Long|null);
+
+                        /** MemoryStat pgFault */
+                        pgFault?: (number|Long|null);
+
+                        /** MemoryStat pgMajFault */
+                        pgMajFault?: (number|Long|null);
+
+                        /** MemoryStat inactiveAnon */
+                        inactiveAnon?: (number|Long|null);
+
+                        /** MemoryStat activeAnon */
+                        activeAnon?: (number|Long|null);
+
+                        /** MemoryStat inactiveFile */
+                        inactiveFile?: (number|Long|null);
+
+                        /** MemoryStat activeFile */
+                        activeFile?: (number|Long|null);
+
+                        /** MemoryStat unevictable */
+                        unevictable?: (number|Long|null);
+
+                        /** MemoryStat hierarchicalMemoryLimit */
+                        hierarchicalMemoryLimit?: (number|Long|null);
+
+                        /** MemoryStat hierarchicalSwapLimit */
+                        hierarchicalSwapLimit?: (number|Long|null);
+
+                        /** MemoryStat totalCache */
+                        totalCache?: (number|Long|null);
+
+                        /** MemoryStat totalRss */
+                        totalRss?: (number|Long|null);
+
+                        /** MemoryStat totalRssHuge */
+                        totalRssHuge?: (number|Long|null);
+
+                        /** MemoryStat totalMappedFile */
+                        totalMappedFile?: (number|Long|null);
+
+                        /** MemoryStat totalDirty */
+                        totalDirty?: (number|Long|null);
+
+                        /** MemoryStat totalWriteback */
+                        totalWriteback?: (number|Long|null);
+
+                        /** MemoryStat totalPgPgIn */
+                        totalPgPgIn?: (number|Long|null);
+
+                        /** MemoryStat totalPgPgOut */
+                        totalPgPgOut?: (number|Long|null);
+
+                        /** MemoryStat totalPgFault */
+                        totalPgFault?: (number|Long|null);
+
+                        /** MemoryStat totalPgMajFault */
+                        totalPgMajFault?: (number|Long|null);
+
+                        /** MemoryStat totalInactiveAnon */
+                        totalInactiveAnon?: (number|Long|null);
+
+                        /** MemoryStat totalActiveAnon */
+                        totalActiveAnon?: (number|Long|null);
+
+                        /** MemoryStat totalInactiveFile */
+                        totalInactiveFile?: (number|Long|null);
+
+                        /** MemoryStat totalActiveFile */
+                        totalActiveFile?: (number|Long|null);
+
+                        /** MemoryStat totalUnevictable */
+                        totalUnevictable?: (number|Long|null);
+
+                        /** MemoryStat usage */
+                        usage?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                        /** MemoryStat swap */
+                        swap?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                        /** MemoryStat kernel */
+                        kernel?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                        /** MemoryStat kernelTcp */
+                        kernelTcp?: (io.containerd.cgroups.v1.MemoryEntry.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a MemoryStat. */
+                    type $Shape = io.containerd.cgroups.v1.MemoryStat.$Properties;
+                }
+
+                /**
+                 * Properties of a MemoryEntry.
+                 * @deprecated Use io.containerd.cgroups.v1.MemoryEntry.$Properties instead.
+                 */
+                interface IMemoryEntry extends io.containerd.cgroups.v1.MemoryEntry.$Properties {
+                }
+
+                /** Represents a MemoryEntry. */
+                class MemoryEntry {
+
+                    /**
+                     * Constructs a new MemoryEntry.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.MemoryEntry.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** MemoryEntry limit. */
+                    limit: (number|Long);
+
+                    /** MemoryEntry usage. */
+                    usage: (number|Long);
+
+                    /** MemoryEntry max. */
+                    max: (number|Long);
+
+                    /** MemoryEntry failcnt. */
+                    failcnt: (number|Long);
+
+                    /**
+                     * Creates a new MemoryEntry instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns MemoryEntry instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.MemoryEntry.$Shape): io.containerd.cgroups.v1.MemoryEntry & io.containerd.cgroups.v1.MemoryEntry.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.MemoryEntry.$Properties): io.containerd.cgroups.v1.MemoryEntry;
+
+                    /**
+                     * Encodes the specified MemoryEntry message. Does not implicitly {@link io.containerd.cgroups.v1.MemoryEntry.verify|verify} messages.
+                     * @param m MemoryEntry message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.MemoryEntry.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a MemoryEntry message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.MemoryEntry & io.containerd.cgroups.v1.MemoryEntry.$Shape} MemoryEntry
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.MemoryEntry & io.containerd.cgroups.v1.MemoryEntry.$Shape;
+
+                    /**
+                     * Gets the type url for MemoryEntry
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace MemoryEntry {
+
+                    /** Properties of a MemoryEntry. */
+                    interface $Properties {
+
+                        /** MemoryEntry limit */
+                        limit?: (number|Long|null);
+
+                        /** MemoryEntry usage */
+                        usage?: (number|Long|null);
+
+                        /** MemoryEntry max */
+                        max?: (number|Long|null);
+
+                        /** MemoryEntry failcnt */
+                        failcnt?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a MemoryEntry. */
+                    type $Shape = io.containerd.cgroups.v1.MemoryEntry.$Properties;
+                }
+
+                /**
+                 * Properties of a MemoryOomControl.
+                 * @deprecated Use io.containerd.cgroups.v1.MemoryOomControl.$Properties instead.
+                 */
+                interface IMemoryOomControl extends io.containerd.cgroups.v1.MemoryOomControl.$Properties {
+                }
+
+                /** Represents a MemoryOomControl. */
+                class MemoryOomControl {
+
+                    /**
+                     * Constructs a new MemoryOomControl.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.MemoryOomControl.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** MemoryOomControl oomKillDisable. */
+                    oomKillDisable: (number|Long);
+
+                    /** MemoryOomControl underOom. */
+                    underOom: (number|Long);
+
+                    /** MemoryOomControl oomKill. */
+                    oomKill: (number|Long);
+
+                    /**
+                     * Creates a new MemoryOomControl instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns MemoryOomControl instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.MemoryOomControl.$Shape): io.containerd.cgroups.v1.MemoryOomControl & io.containerd.cgroups.v1.MemoryOomControl.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.MemoryOomControl.$Properties): io.containerd.cgroups.v1.MemoryOomControl;
+
+                    /**
+                     * Encodes the specified MemoryOomControl message. Does not implicitly {@link io.containerd.cgroups.v1.MemoryOomControl.verify|verify} messages.
+                     * @param m MemoryOomControl message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.MemoryOomControl.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a MemoryOomControl message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.MemoryOomControl & io.containerd.cgroups.v1.MemoryOomControl.$Shape} MemoryOomControl
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.MemoryOomControl & io.containerd.cgroups.v1.MemoryOomControl.$Shape;
+
+                    /**
+                     * Gets the type url for MemoryOomControl
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace MemoryOomControl {
+
+                    /** Properties of a MemoryOomControl. */
+                    interface $Properties {
+
+                        /** MemoryOomControl oomKillDisable */
+                        oomKillDisable?: (number|Long|null);
+
+                        /** MemoryOomControl underOom */
+                        underOom?: (number|Long|null);
+
+                        /** MemoryOomControl oomKill */
+                        oomKill?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a MemoryOomControl. */
+                    type $Shape = io.containerd.cgroups.v1.MemoryOomControl.$Properties;
+                }
+
+                /**
+                 * Properties of a BlkIOStat.
+                 * @deprecated Use io.containerd.cgroups.v1.BlkIOStat.$Properties instead.
+                 */
+                interface IBlkIOStat extends io.containerd.cgroups.v1.BlkIOStat.$Properties {
+                }
+
+                /** Represents a BlkIOStat. */
+                class BlkIOStat {
+
+                    /**
+                     * Constructs a new BlkIOStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.BlkIOStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** BlkIOStat ioServiceBytesRecursive. */
+                    ioServiceBytesRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat ioServicedRecursive. */
+                    ioServicedRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat ioQueuedRecursive. */
+                    ioQueuedRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat ioServiceTimeRecursive. */
+                    ioServiceTimeRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat ioWaitTimeRecursive. */
+                    ioWaitTimeRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat ioMergedRecursive. */
+                    ioMergedRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat ioTimeRecursive. */
+                    ioTimeRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /** BlkIOStat sectorsRecursive. */
+                    sectorsRecursive: io.containerd.cgroups.v1.BlkIOEntry.$Properties[];
+
+                    /**
+                     * Creates a new BlkIOStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns BlkIOStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.BlkIOStat.$Shape): io.containerd.cgroups.v1.BlkIOStat & io.containerd.cgroups.v1.BlkIOStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.BlkIOStat.$Properties): io.containerd.cgroups.v1.BlkIOStat;
+
+                    /**
+                     * Encodes the specified BlkIOStat message. Does not implicitly {@link io.containerd.cgroups.v1.BlkIOStat.verify|verify} messages.
+                     * @param m BlkIOStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.BlkIOStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a BlkIOStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.BlkIOStat & io.containerd.cgroups.v1.BlkIOStat.$Shape} BlkIOStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.BlkIOStat & io.containerd.cgroups.v1.BlkIOStat.$Shape;
+
+                    /**
+                     * Gets the type url for BlkIOStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace BlkIOStat {
+
+                    /** Properties of a BlkIOStat. */
+                    interface $Properties {
+
+                        /** BlkIOStat ioServiceBytesRecursive */
+                        ioServiceBytesRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat ioServicedRecursive */
+                        ioServicedRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat ioQueuedRecursive */
+                        ioQueuedRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat ioServiceTimeRecursive */
+                        ioServiceTimeRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat ioWaitTimeRecursive */
+                        ioWaitTimeRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat ioMergedRecursive */
+                        ioMergedRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat ioTimeRecursive */
+                        ioTimeRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** BlkIOStat sectorsRecursive */
+                        sectorsRecursive?: (io.containerd.cgroups.v1.BlkIOEntry.$Properties[]|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a BlkIOStat. */
+                    type $Shape = io.containerd.cgroups.v1.BlkIOStat.$Properties;
+                }
+
+                /**
+                 * Properties of a BlkIOEntry.
+                 * @deprecated Use io.containerd.cgroups.v1.BlkIOEntry.$Properties instead.
+                 */
+                interface IBlkIOEntry extends io.containerd.cgroups.v1.BlkIOEntry.$Properties {
+                }
+
+                /** Represents a BlkIOEntry. */
+                class BlkIOEntry {
+
+                    /**
+                     * Constructs a new BlkIOEntry.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.BlkIOEntry.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** BlkIOEntry op. */
+                    op: string;
+
+                    /** BlkIOEntry device. */
+                    device: string;
+
+                    /** BlkIOEntry major. */
+                    major: (number|Long);
+
+                    /** BlkIOEntry minor. */
+                    minor: (number|Long);
+
+                    /** BlkIOEntry value. */
+                    value: (number|Long);
+
+                    /**
+                     * Creates a new BlkIOEntry instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns BlkIOEntry instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.BlkIOEntry.$Shape): io.containerd.cgroups.v1.BlkIOEntry & io.containerd.cgroups.v1.BlkIOEntry.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.BlkIOEntry.$Properties): io.containerd.cgroups.v1.BlkIOEntry;
+
+                    /**
+                     * Encodes the specified BlkIOEntry message. Does not implicitly {@link io.containerd.cgroups.v1.BlkIOEntry.verify|verify} messages.
+                     * @param m BlkIOEntry message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.BlkIOEntry.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a BlkIOEntry message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.BlkIOEntry & io.containerd.cgroups.v1.BlkIOEntry.$Shape} BlkIOEntry
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.BlkIOEntry & io.containerd.cgroups.v1.BlkIOEntry.$Shape;
+
+                    /**
+                     * Gets the type url for BlkIOEntry
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace BlkIOEntry {
+
+                    /** Properties of a BlkIOEntry. */
+                    interface $Properties {
+
+                        /** BlkIOEntry op */
+                        op?: (string|null);
+
+                        /** BlkIOEntry device */
+                        device?: (string|null);
+
+                        /** BlkIOEntry major */
+                        major?: (number|Long|null);
+
+                        /** BlkIOEntry minor */
+                        minor?: (number|Long|null);
+
+                        /** BlkIOEntry value */
+                        value?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a BlkIOEntry. */
+                    type $Shape = io.containerd.cgroups.v1.BlkIOEntry.$Properties;
+                }
+
+                /**
+                 * Properties of a RdmaStat.
+                 * @deprecated Use io.containerd.cgroups.v1.RdmaStat.$Properties instead.
+                 */
+                interface IRdmaStat extends io.containerd.cgroups.v1.RdmaStat.$Properties {
+                }
+
+                /** Represents a RdmaStat. */
+                class RdmaStat {
+
+                    /**
+                     * Constructs a new RdmaStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.RdmaStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** RdmaStat current. */
+                    current: io.containerd.cgroups.v1.RdmaEntry.$Properties[];
+
+                    /** RdmaStat limit. */
+                    limit: io.containerd.cgroups.v1.RdmaEntry.$Properties[];
+
+                    /**
+                     * Creates a new RdmaStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns RdmaStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.RdmaStat.$Shape): io.containerd.cgroups.v1.RdmaStat & io.containerd.cgroups.v1.RdmaStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.RdmaStat.$Properties): io.containerd.cgroups.v1.RdmaStat;
+
+                    /**
+                     * Encodes the specified RdmaStat message. Does not implicitly {@link io.containerd.cgroups.v1.RdmaStat.verify|verify} messages.
+                     * @param m RdmaStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.RdmaStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a RdmaStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.RdmaStat & io.containerd.cgroups.v1.RdmaStat.$Shape} RdmaStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.RdmaStat & io.containerd.cgroups.v1.RdmaStat.$Shape;
+
+                    /**
+                     * Gets the type url for RdmaStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace RdmaStat {
+
+                    /** Properties of a RdmaStat. */
+                    interface $Properties {
+
+                        /** RdmaStat current */
+                        current?: (io.containerd.cgroups.v1.RdmaEntry.$Properties[]|null);
+
+                        /** RdmaStat limit */
+                        limit?: (io.containerd.cgroups.v1.RdmaEntry.$Properties[]|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a RdmaStat. */
+                    type $Shape = io.containerd.cgroups.v1.RdmaStat.$Properties;
+                }
+
+                /**
+                 * Properties of a RdmaEntry.
+                 * @deprecated Use io.containerd.cgroups.v1.RdmaEntry.$Properties instead.
+                 */
+                interface IRdmaEntry extends io.containerd.cgroups.v1.RdmaEntry.$Properties {
+                }
+
+                /** Represents a RdmaEntry. */
+                class RdmaEntry {
+
+                    /**
+                     * Constructs a new RdmaEntry.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.RdmaEntry.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** RdmaEntry device. */
+                    device: string;
+
+                    /** RdmaEntry hcaHandles. */
+                    hcaHandles: number;
+
+                    /** RdmaEntry hcaObjects. */
+                    hcaObjects: number;
+
+                    /**
+                     * Creates a new RdmaEntry instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns RdmaEntry instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.RdmaEntry.$Shape): io.containerd.cgroups.v1.RdmaEntry & io.containerd.cgroups.v1.RdmaEntry.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.RdmaEntry.$Properties): io.containerd.cgroups.v1.RdmaEntry;
+
+                    /**
+                     * Encodes the specified RdmaEntry message. Does not implicitly {@link io.containerd.cgroups.v1.RdmaEntry.verify|verify} messages.
+                     * @param m RdmaEntry message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.RdmaEntry.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a RdmaEntry message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.RdmaEntry & io.containerd.cgroups.v1.RdmaEntry.$Shape} RdmaEntry
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.RdmaEntry & io.containerd.cgroups.v1.RdmaEntry.$Shape;
+
+                    /**
+                     * Gets the type url for RdmaEntry
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace RdmaEntry {
+
+                    /** Properties of a RdmaEntry. */
+                    interface $Properties {
+
+                        /** RdmaEntry device */
+                        device?: (string|null);
+
+                        /** RdmaEntry hcaHandles */
+                        hcaHandles?: (number|null);
+
+                        /** RdmaEntry hcaObjects */
+                        hcaObjects?: (number|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a RdmaEntry. */
+                    type $Shape = io.containerd.cgroups.v1.RdmaEntry.$Properties;
+                }
+
+                /**
+                 * Properties of a NetworkStat.
+                 * @deprecated Use io.containerd.cgroups.v1.NetworkStat.$Properties instead.
+                 */
+                interface INetworkStat extends io.containerd.cgroups.v1.NetworkStat.$Properties {
+                }
+
+                /** Represents a NetworkStat. */
+                class NetworkStat {
+
+                    /**
+                     * Constructs a new NetworkStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.NetworkStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** NetworkStat name. */
+                    name: string;
+
+                    /** NetworkStat rxBytes. */
+                    rxBytes: (number|Long);
+
+                    /** NetworkStat rxPackets. */
+                    rxPackets: (number|Long);
+
+                    /** NetworkStat rxErrors. */
+                    rxErrors: (number|Long);
+
+                    /** NetworkStat rxDropped. */
+                    rxDropped: (number|Long);
+
+                    /** NetworkStat txBytes. */
+                    txBytes: (number|Long);
+
+                    /** NetworkStat txPackets. */
+                    txPackets: (number|Long);
+
+                    /** NetworkStat txErrors. */
+                    txErrors: (number|Long);
+
+                    /** NetworkStat txDropped. */
+                    txDropped: (number|Long);
+
+                    /**
+                     * Creates a new NetworkStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns NetworkStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.NetworkStat.$Shape): io.containerd.cgroups.v1.NetworkStat & io.containerd.cgroups.v1.NetworkStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.NetworkStat.$Properties): io.containerd.cgroups.v1.NetworkStat;
+
+                    /**
+                     * Encodes the specified NetworkStat message. Does not implicitly {@link io.containerd.cgroups.v1.NetworkStat.verify|verify} messages.
+                     * @param m NetworkStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.NetworkStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a NetworkStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.NetworkStat & io.containerd.cgroups.v1.NetworkStat.$Shape} NetworkStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.NetworkStat & io.containerd.cgroups.v1.NetworkStat.$Shape;
+
+                    /**
+                     * Gets the type url for NetworkStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace NetworkStat {
+
+                    /** Properties of a NetworkStat. */
+                    interface $Properties {
+
+                        /** NetworkStat name */
+                        name?: (string|null);
+
+                        /** NetworkStat rxBytes */
+                        rxBytes?: (number|Long|null);
+
+                        /** NetworkStat rxPackets */
+                        rxPackets?: (number|Long|null);
+
+                        /** NetworkStat rxErrors */
+                        rxErrors?: (number|Long|null);
+
+                        /** NetworkStat rxDropped */
+                        rxDropped?: (number|Long|null);
+
+                        /** NetworkStat txBytes */
+                        txBytes?: (number|Long|null);
+
+                        /** NetworkStat txPackets */
+                        txPackets?: (number|Long|null);
+
+                        /** NetworkStat txErrors */
+                        txErrors?: (number|Long|null);
+
+                        /** NetworkStat txDropped */
+                        txDropped?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a NetworkStat. */
+                    type $Shape = io.containerd.cgroups.v1.NetworkStat.$Properties;
+                }
+
+                /**
+                 * Properties of a CgroupStats.
+                 * @deprecated Use io.containerd.cgroups.v1.CgroupStats.$Properties instead.
+                 */
+                interface ICgroupStats extends io.containerd.cgroups.v1.CgroupStats.$Properties {
+                }
+
+                /** Represents a CgroupStats. */
+                class CgroupStats {
+
+                    /**
+                     * Constructs a new CgroupStats.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v1.CgroupStats.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** CgroupStats nrSleeping. */
+                    nrSleeping: (number|Long);
+
+                    /** CgroupStats nrRunning. */
+                    nrRunning: (number|Long);
+
+                    /** CgroupStats nrStopped. */
+                    nrStopped: (number|Long);
+
+                    /** CgroupStats nrUninterruptible. */
+                    nrUninterruptible: (number|Long);
+
+                    /** CgroupStats nrIoWait. */
+                    nrIoWait: (number|Long);
+
+                    /**
+                     * Creates a new CgroupStats instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns CgroupStats instance
+                     */
+                    static create(properties: io.containerd.cgroups.v1.CgroupStats.$Shape): io.containerd.cgroups.v1.CgroupStats & io.containerd.cgroups.v1.CgroupStats.$Shape;
+                    static create(properties?: io.containerd.cgroups.v1.CgroupStats.$Properties): io.containerd.cgroups.v1.CgroupStats;
+
+                    /**
+                     * Encodes the specified CgroupStats message. Does not implicitly {@link io.containerd.cgroups.v1.CgroupStats.verify|verify} messages.
+                     * @param m CgroupStats message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v1.CgroupStats.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a CgroupStats message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v1.CgroupStats & io.containerd.cgroups.v1.CgroupStats.$Shape} CgroupStats
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v1.CgroupStats & io.containerd.cgroups.v1.CgroupStats.$Shape;
+
+                    /**
+                     * Gets the type url for CgroupStats
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace CgroupStats {
+
+                    /** Properties of a CgroupStats. */
+                    interface $Properties {
+
+                        /** CgroupStats nrSleeping */
+                        nrSleeping?: (number|Long|null);
+
+                        /** CgroupStats nrRunning */
+                        nrRunning?: (number|Long|null);
+
+                        /** CgroupStats nrStopped */
+                        nrStopped?: (number|Long|null);
+
+                        /** CgroupStats nrUninterruptible */
+                        nrUninterruptible?: (number|Long|null);
+
+                        /** CgroupStats nrIoWait */
+                        nrIoWait?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a CgroupStats. */
+                    type $Shape = io.containerd.cgroups.v1.CgroupStats.$Properties;
+                }
+            }
+
+            /** Namespace v2. */
+            namespace v2 {
+
+                /**
+                 * Properties of a Metrics.
+                 * @deprecated Use io.containerd.cgroups.v2.Metrics.$Properties instead.
+                 */
+                interface IMetrics extends io.containerd.cgroups.v2.Metrics.$Properties {
+                }
+
+                /** Represents a Metrics. */
+                class Metrics {
+
+                    /**
+                     * Constructs a new Metrics.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.Metrics.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** Metrics pids. */
+                    pids?: (io.containerd.cgroups.v2.PidsStat.$Properties|null);
+
+                    /** Metrics cpu. */
+                    cpu?: (io.containerd.cgroups.v2.CPUStat.$Properties|null);
+
+                    /** Metrics memory. */
+                    memory?: (io.containerd.cgroups.v2.MemoryStat.$Properties|null);
+
+                    /** Metrics rdma. */
+                    rdma?: (io.containerd.cgroups.v2.RdmaStat.$Properties|null);
+
+                    /** Metrics io. */
+                    io?: (io.containerd.cgroups.v2.IOStat.$Properties|null);
+
+                    /** Metrics hugetlb. */
+                    hugetlb: io.containerd.cgroups.v2.HugeTlbStat.$Properties[];
+
+                    /** Metrics memoryEvents. */
+                    memoryEvents?: (io.containerd.cgroups.v2.MemoryEvents.$Properties|null);
+
+                    /** Metrics network. */
+                    network: io.containerd.cgroups.v2.NetworkStat.$Properties[];
+
+                    /**
+                     * Creates a new Metrics instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns Metrics instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.Metrics.$Shape): io.containerd.cgroups.v2.Metrics & io.containerd.cgroups.v2.Metrics.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.Metrics.$Properties): io.containerd.cgroups.v2.Metrics;
+
+                    /**
+                     * Encodes the specified Metrics message. Does not implicitly {@link io.containerd.cgroups.v2.Metrics.verify|verify} messages.
+                     * @param m Metrics message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.Metrics.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a Metrics message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.Metrics & io.containerd.cgroups.v2.Metrics.$Shape} Metrics
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.Metrics & io.containerd.cgroups.v2.Metrics.$Shape;
+
+                    /**
+                     * Gets the type url for Metrics
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace Metrics {
+
+                    /** Properties of a Metrics. */
+                    interface $Properties {
+
+                        /** Metrics pids */
+                        pids?: (io.containerd.cgroups.v2.PidsStat.$Properties|null);
+
+                        /** Metrics cpu */
+                        cpu?: (io.containerd.cgroups.v2.CPUStat.$Properties|null);
+
+                        /** Metrics memory */
+                        memory?: (io.containerd.cgroups.v2.MemoryStat.$Properties|null);
+
+                        /** Metrics rdma */
+                        rdma?: (io.containerd.cgroups.v2.RdmaStat.$Properties|null);
+
+                        /** Metrics io */
+                        io?: (io.containerd.cgroups.v2.IOStat.$Properties|null);
+
+                        /** Metrics hugetlb */
+                        hugetlb?: (io.containerd.cgroups.v2.HugeTlbStat.$Properties[]|null);
+
+                        /** Metrics memoryEvents */
+                        memoryEvents?: (io.containerd.cgroups.v2.MemoryEvents.$Properties|null);
+
+                        /** Metrics network */
+                        network?: (io.containerd.cgroups.v2.NetworkStat.$Properties[]|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a Metrics. */
+                    type $Shape = io.containerd.cgroups.v2.Metrics.$Properties;
+                }
+
+                /**
+                 * Properties of a PSIData.
+                 * @deprecated Use io.containerd.cgroups.v2.PSIData.$Properties instead.
+                 */
+                interface IPSIData extends io.containerd.cgroups.v2.PSIData.$Properties {
+                }
+
+                /** Represents a PSIData. */
+                class PSIData {
+
+                    /**
+                     * Constructs a new PSIData.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.PSIData.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** PSIData avg10. */
+                    avg10: number;
+
+                    /** PSIData avg60. */
+                    avg60: number;
+
+                    /** PSIData avg300. */
+                    avg300: number;
+
+                    /** PSIData total. */
+                    total: (number|Long);
+
+                    /**
+                     * Creates a new PSIData instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns PSIData instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.PSIData.$Shape): io.containerd.cgroups.v2.PSIData & io.containerd.cgroups.v2.PSIData.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.PSIData.$Properties): io.containerd.cgroups.v2.PSIData;
+
+                    /**
+                     * Encodes the specified PSIData message. Does not implicitly {@link io.containerd.cgroups.v2.PSIData.verify|verify} messages.
+                     * @param m PSIData message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.PSIData.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a PSIData message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.PSIData & io.containerd.cgroups.v2.PSIData.$Shape} PSIData
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.PSIData & io.containerd.cgroups.v2.PSIData.$Shape;
+
+                    /**
+                     * Gets the type url for PSIData
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace PSIData {
+
+                    /** Properties of a PSIData. */
+                    interface $Properties {
+
+                        /** PSIData avg10 */
+                        avg10?: (number|null);
+
+                        /** PSIData avg60 */
+                        avg60?: (number|null);
+
+                        /** PSIData avg300 */
+                        avg300?: (number|null);
+
+                        /** PSIData total */
+                        total?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a PSIData. */
+                    type $Shape = io.containerd.cgroups.v2.PSIData.$Properties;
+                }
+
+                /**
+                 * Properties of a PSIStats.
+                 * @deprecated Use io.containerd.cgroups.v2.PSIStats.$Properties instead.
+                 */
+                interface IPSIStats extends io.containerd.cgroups.v2.PSIStats.$Properties {
+                }
+
+                /** Represents a PSIStats. */
+                class PSIStats {
+
+                    /**
+                     * Constructs a new PSIStats.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.PSIStats.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** PSIStats some. */
+                    some?: (io.containerd.cgroups.v2.PSIData.$Properties|null);
+
+                    /** PSIStats full. */
+                    full?: (io.containerd.cgroups.v2.PSIData.$Properties|null);
+
+                    /**
+                     * Creates a new PSIStats instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns PSIStats instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.PSIStats.$Shape): io.containerd.cgroups.v2.PSIStats & io.containerd.cgroups.v2.PSIStats.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.PSIStats.$Properties): io.containerd.cgroups.v2.PSIStats;
+
+                    /**
+                     * Encodes the specified PSIStats message. Does not implicitly {@link io.containerd.cgroups.v2.PSIStats.verify|verify} messages.
+                     * @param m PSIStats message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.PSIStats.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a PSIStats message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.PSIStats & io.containerd.cgroups.v2.PSIStats.$Shape} PSIStats
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.PSIStats & io.containerd.cgroups.v2.PSIStats.$Shape;
+
+                    /**
+                     * Gets the type url for PSIStats
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace PSIStats {
+
+                    /** Properties of a PSIStats. */
+                    interface $Properties {
+
+                        /** PSIStats some */
+                        some?: (io.containerd.cgroups.v2.PSIData.$Properties|null);
+
+                        /** PSIStats full */
+                        full?: (io.containerd.cgroups.v2.PSIData.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a PSIStats. */
+                    type $Shape = io.containerd.cgroups.v2.PSIStats.$Properties;
+                }
+
+                /**
+                 * Properties of a PidsStat.
+                 * @deprecated Use io.containerd.cgroups.v2.PidsStat.$Properties instead.
+                 */
+                interface IPidsStat extends io.containerd.cgroups.v2.PidsStat.$Properties {
+                }
+
+                /** Represents a PidsStat. */
+                class PidsStat {
+
+                    /**
+                     * Constructs a new PidsStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.PidsStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** PidsStat current. */
+                    current: (number|Long);
+
+                    /** PidsStat limit. */
+                    limit: (number|Long);
+
+                    /**
+                     * Creates a new PidsStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns PidsStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.PidsStat.$Shape): io.containerd.cgroups.v2.PidsStat & io.containerd.cgroups.v2.PidsStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.PidsStat.$Properties): io.containerd.cgroups.v2.PidsStat;
+
+                    /**
+                     * Encodes the specified PidsStat message. Does not implicitly {@link io.containerd.cgroups.v2.PidsStat.verify|verify} messages.
+                     * @param m PidsStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.PidsStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a PidsStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.PidsStat & io.containerd.cgroups.v2.PidsStat.$Shape} PidsStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.PidsStat & io.containerd.cgroups.v2.PidsStat.$Shape;
+
+                    /**
+                     * Gets the type url for PidsStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace PidsStat {
+
+                    /** Properties of a PidsStat. */
+                    interface $Properties {
+
+                        /** PidsStat current */
+                        current?: (number|Long|null);
+
+                        /** PidsStat limit */
+                        limit?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a PidsStat. */
+                    type $Shape = io.containerd.cgroups.v2.PidsStat.$Properties;
+                }
+
+                /**
+                 * Properties of a CPUStat.
+                 * @deprecated Use io.containerd.cgroups.v2.CPUStat.$Properties instead.
+                 */
+                interface ICPUStat extends io.containerd.cgroups.v2.CPUStat.$Properties {
+                }
+
+                /** Represents a CPUStat. */
+                class CPUStat {
+
+                    /**
+                     * Constructs a new CPUStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.CPUStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** CPUStat usageUsec. */
+                    usageUsec: (number|Long);
+
+                    /** CPUStat userUsec. */
+                    userUsec: (number|Long);
+
+                    /** CPUStat systemUsec. */
+                    systemUsec: (number|Long);
+
+                    /** CPUStat nrPeriods. */
+                    nrPeriods: (number|Long);
+
+                    /** CPUStat nrThrottled. */
+                    nrThrottled: (number|Long);
+
+                    /** CPUStat throttledUsec. */
+                    throttledUsec: (number|Long);
+
+                    /** CPUStat psi. */
+                    psi?: (io.containerd.cgroups.v2.PSIStats.$Properties|null);
+
+                    /** CPUStat nrBursts. */
+                    nrBursts: (number|Long);
+
+                    /** CPUStat burstUsec. */
+                    burstUsec: (number|Long);
+
+                    /**
+                     * Creates a new CPUStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns CPUStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.CPUStat.$Shape): io.containerd.cgroups.v2.CPUStat & io.containerd.cgroups.v2.CPUStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.CPUStat.$Properties): io.containerd.cgroups.v2.CPUStat;
+
+                    /**
+                     * Encodes the specified CPUStat message. Does not implicitly {@link io.containerd.cgroups.v2.CPUStat.verify|verify} messages.
+                     * @param m CPUStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.CPUStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a CPUStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.CPUStat & io.containerd.cgroups.v2.CPUStat.$Shape} CPUStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.CPUStat & io.containerd.cgroups.v2.CPUStat.$Shape;
+
+                    /**
+                     * Gets the type url for CPUStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace CPUStat {
+
+                    /** Properties of a CPUStat. */
+                    interface $Properties {
+
+                        /** CPUStat usageUsec */
+                        usageUsec?: (number|Long|null);
+
+                        /** CPUStat userUsec */
+                        userUsec?: (number|Long|null);
+
+                        /** CPUStat systemUsec */
+                        systemUsec?: (number|Long|null);
+
+                        /** CPUStat nrPeriods */
+                        nrPeriods?: (number|Long|null);
+
+                        /** CPUStat nrThrottled */
+                        nrThrottled?: (number|Long|null);
+
+                        /** CPUStat throttledUsec */
+                        throttledUsec?: (number|Long|null);
+
+                        /** CPUStat psi */
+                        psi?: (io.containerd.cgroups.v2.PSIStats.$Properties|null);
+
+                        /** CPUStat nrBursts */
+                        nrBursts?: (number|Long|null);
+
+                        /** CPUStat burstUsec */
+                        burstUsec?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a CPUStat. */
+                    type $Shape = io.containerd.cgroups.v2.CPUStat.$Properties;
+                }
+
+                /**
+                 * Properties of a MemoryStat.
+                 * @deprecated Use io.containerd.cgroups.v2.MemoryStat.$Properties instead.
+                 */
+                interface IMemoryStat extends io.containerd.cgroups.v2.MemoryStat.$Properties {
+                }
+
+                /** Represents a MemoryStat. */
+                class MemoryStat {
+
+                    /**
+                     * Constructs a new MemoryStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.MemoryStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** MemoryStat anon. */
+                    anon: (number|Long);
+
+                    /** MemoryStat file. */
+                    file: (number|Long);
+
+                    /** MemoryStat kernelStack. */
+                    kernelStack: (number|Long);
+
+                    /** MemoryStat slab. */
+                    slab: (number|Long);
+
+                    /** MemoryStat sock. */
+                    sock: (number|Long);
+
+                    /** MemoryStat shmem. */
+                    shmem: (number|Long);
+
+                    /** MemoryStat fileMapped. */
+                    fileMapped: (number|Long);
+
+                    /** MemoryStat fileDirty. */
+                    fileDirty: (number|Long);
+
+                    /** MemoryStat fileWriteback. */
+                    fileWriteback: (number|Long);
+
+                    /** MemoryStat anonThp. */
+                    anonThp: (number|Long);
+
+                    /** MemoryStat inactiveAnon. */
+                    inactiveAnon: (number|Long);
+
+                    /** MemoryStat activeAnon. */
+                    activeAnon: (number|Long);
+
+                    /** MemoryStat inactiveFile. */
+                    inactiveFile: (number|Long);
+
+                    /** MemoryStat activeFile. */
+                    activeFile: (number|Long);
+
+                    /** MemoryStat unevictable. */
+                    unevictable: (number|Long);
+
+                    /** MemoryStat slabReclaimable. */
+                    slabReclaimable: (number|Long);
+
+                    /** MemoryStat slabUnreclaimable. */
+                    slabUnreclaimable: (number|Long);
+
+                    /** MemoryStat pgfault. */
+                    pgfault: (number|Long);
+
+                    /** MemoryStat pgmajfault. */
+                    pgmajfault: (number|Long);
+
+                    /** MemoryStat workingsetRefault. */
+                    workingsetRefault: (number|Long);
+
+                    /** MemoryStat workingsetActivate. */
+                    workingsetActivate: (number|Long);
+
+                    /** MemoryStat workingsetNodereclaim. */
+                    workingsetNodereclaim: (number|Long);
+
+                    /** MemoryStat pgrefill. */
+                    pgrefill: (number|Long);
+
+                    /** MemoryStat pgscan. */
+                    pgscan: (number|Long);
+
+                    /** MemoryStat pgsteal. */
+                    pgsteal: (number|Long);
+
+                    /** MemoryStat pgactivate. */
+                    pgactivate: (number|Long);
+
+                    /** MemoryStat pgdeactivate. */
+                    pgdeactivate: (number|Long);
+
+                    /** MemoryStat pglazyfree. */
+                    pglazyfree: (number|Long);
+
+                    /** MemoryStat pglazyfreed. */
+                    pglazyfreed: (number|Long);
+
+                    /** MemoryStat thpFaultAlloc. */
+                    thpFaultAlloc: (number|Long);
+
+                    /** MemoryStat thpCollapseAlloc. */
+                    thpCollapseAlloc: (number|Long);
+
+                    /** MemoryStat usage. */
+                    usage: (number|Long);
+
+                    /** MemoryStat usageLimit. */
+                    usageLimit: (number|Long);
+
+                    /** MemoryStat swapUsage. */
+                    swapUsage: (number|Long);
+
+                    /** MemoryStat swapLimit. */
+                    swapLimit: (number|Long);
+
+                    /** MemoryStat maxUsage. */
+                    maxUsage: (number|Long);
+
+                    /** MemoryStat swapMaxUsage. */
+                    swapMaxUsage: (number|Long);
+
+                    /** MemoryStat psi. */
+                    psi?: (io.containerd.cgroups.v2.PSIStats.$Properties|null);
+
+                    /**
+                     * Creates a new MemoryStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns MemoryStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.MemoryStat.$Shape): io.containerd.cgroups.v2.MemoryStat & io.containerd.cgroups.v2.MemoryStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.MemoryStat.$Properties): io.containerd.cgroups.v2.MemoryStat;
+
+                    /**
+                     * Encodes the specified MemoryStat message. Does not implicitly {@link io.containerd.cgroups.v2.MemoryStat.verify|verify} messages.
+                     * @param m MemoryStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.MemoryStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a MemoryStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.MemoryStat & io.containerd.cgroups.v2.MemoryStat.$Shape} MemoryStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.MemoryStat & io.containerd.cgroups.v2.MemoryStat.$Shape;
+
+                    /**
+                     * Gets the type url for MemoryStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace MemoryStat {
+
+                    /** Properties of a MemoryStat. */
+                    interface $Properties {
+
+                        /** MemoryStat anon */
+                        anon?: (number|Long|null);
+
+                        /** MemoryStat file */
+                        file?: (number|Long|null);
+
+                        /** MemoryStat kernelStack */
+                        kernelStack?: (number|Long|null);
+
+                        /** MemoryStat slab */
+                        slab?: (number|Long|null);
+
+                        /** MemoryStat sock */
+                        sock?: (number|Long|null);
+
+                        /** MemoryStat shmem */
+                        shmem?: (number|Long|null);
+
+                        /** MemoryStat fileMapped */
+                        fileMapped?: (number|Long|null);
+
+                        /** MemoryStat fileDirty */
+                        fileDirty?: (number|Long|null);
+
+                        /** MemoryStat fileWriteback */
+                        fileWriteback?: (number|Long|null);
+
+                        /** MemoryStat anonThp */
+                        anonThp?: (number|Long|null);
+
+                        /** MemoryStat inactiveAnon */
+                        inactiveAnon?: (number|Long|null);
+
+                        /** MemoryStat activeAnon */
+                        activeAnon?: (number|Long|null);
+
+                        /** MemoryStat inactiveFile */
+                        inactiveFile?: (number|Long|null);
+
+                        /** MemoryStat activeFile */
+                        activeFile?: (number|Long|null);
+
+                        /** MemoryStat unevictable */
+                        unevictable?: (number|Long|null);
+
+                        /** MemoryStat slabReclaimable */
+                        slabReclaimable?: (number|Long|null);
+
+                        /** MemoryStat slabUnreclaimable */
+                        slabUnreclaimable?: (number|Long|null);
+
+                        /** MemoryStat pgfault */
+                        pgfault?: (number|Long|null);
+
+                        /** MemoryStat pgmajfault */
+                        pgmajfault?: (number|Long|null);
+
+                        /** MemoryStat workingsetRefault */
+                        workingsetRefault?: (number|Long|null);
+
+                        /** MemoryStat workingsetActivate */
+                        workingsetActivate?: (number|Long|null);
+
+                        /** MemoryStat workingsetNodereclaim */
+                        workingsetNodereclaim?: (number|Long|null);
+
+                        /** MemoryStat pgrefill */
+                        pgrefill?: (number|Long|null);
+
+                        /** MemoryStat pgscan */
+                        pgscan?: (number|Long|null);
+
+                        /** MemoryStat pgsteal */
+                        pgsteal?: (number|Long|null);
+
+                        /** MemoryStat pgactivate */
+                        pgactivate?: (number|Long|null);
+
+                        /** MemoryStat pgdeactivate */
+                        pgdeactivate?: (number|Long|null);
+
+                        /** MemoryStat pglazyfree */
+                        pglazyfree?: (number|Long|null);
+
+                        /** MemoryStat pglazyfreed */
+                        pglazyfreed?: (number|Long|null);
+
+                        /** MemoryStat thpFaultAlloc */
+                        thpFaultAlloc?: (number|Long|null);
+
+                        /** MemoryStat thpCollapseAlloc */
+                        thpCollapseAlloc?: (number|Long|null);
+
+                        /** MemoryStat usage */
+                        usage?: (number|Long|null);
+
+                        /** MemoryStat usageLimit */
+                        usageLimit?: (number|Long|null);
+
+                        /** MemoryStat swapUsage */
+                        swapUsage?: (number|Long|null);
+
+                        /** MemoryStat swapLimit */
+                        swapLimit?: (number|Long|null);
+
+                        /** MemoryStat maxUsage */
+                        maxUsage?: (number|Long|null);
+
+                        /** MemoryStat swapMaxUsage */
+                        swapMaxUsage?: (number|Long|null);
+
+                        /** MemoryStat psi */
+                        psi?: (io.containerd.cgroups.v2.PSIStats.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a MemoryStat. */
+                    type $Shape = io.containerd.cgroups.v2.MemoryStat.$Properties;
+                }
+
+                /**
+                 * Properties of a MemoryEvents.
+                 * @deprecated Use io.containerd.cgroups.v2.MemoryEvents.$Properties instead.
+                 */
+                interface IMemoryEvents extends io.containerd.cgroups.v2.MemoryEvents.$Properties {
+                }
+
+                /** Represents a MemoryEvents. */
+                class MemoryEvents {
+
+                    /**
+                     * Constructs a new MemoryEvents.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.MemoryEvents.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** MemoryEvents low. */
+                    low: (number|Long);
+
+                    /** MemoryEvents high. */
+                    high: (number|Long);
+
+                    /** MemoryEvents max. */
+                    max: (number|Long);
+
+                    /** MemoryEvents oom. */
+                    oom: (number|Long);
+
+                    /** MemoryEvents oomKill. */
+                    oomKill: (number|Long);
+
+                    /**
+                     * Creates a new MemoryEvents instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns MemoryEvents instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.MemoryEvents.$Shape): io.containerd.cgroups.v2.MemoryEvents & io.containerd.cgroups.v2.MemoryEvents.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.MemoryEvents.$Properties): io.containerd.cgroups.v2.MemoryEvents;
+
+                    /**
+                     * Encodes the specified MemoryEvents message. Does not implicitly {@link io.containerd.cgroups.v2.MemoryEvents.verify|verify} messages.
+                     * @param m MemoryEvents message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.MemoryEvents.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a MemoryEvents message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.MemoryEvents & io.containerd.cgroups.v2.MemoryEvents.$Shape} MemoryEvents
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.MemoryEvents & io.containerd.cgroups.v2.MemoryEvents.$Shape;
+
+                    /**
+                     * Gets the type url for MemoryEvents
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace MemoryEvents {
+
+                    /** Properties of a MemoryEvents. */
+                    interface $Properties {
+
+                        /** MemoryEvents low */
+                        low?: (number|Long|null);
+
+                        /** MemoryEvents high */
+                        high?: (number|Long|null);
+
+                        /** MemoryEvents max */
+                        max?: (number|Long|null);
+
+                        /** MemoryEvents oom */
+                        oom?: (number|Long|null);
+
+                        /** MemoryEvents oomKill */
+                        oomKill?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a MemoryEvents. */
+                    type $Shape = io.containerd.cgroups.v2.MemoryEvents.$Properties;
+                }
+
+                /**
+                 * Properties of a RdmaStat.
+                 * @deprecated Use io.containerd.cgroups.v2.RdmaStat.$Properties instead.
+                 */
+                interface IRdmaStat extends io.containerd.cgroups.v2.RdmaStat.$Properties {
+                }
+
+                /** Represents a RdmaStat. */
+                class RdmaStat {
+
+                    /**
+                     * Constructs a new RdmaStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.RdmaStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** RdmaStat current. */
+                    current: io.containerd.cgroups.v2.RdmaEntry.$Properties[];
+
+                    /** RdmaStat limit. */
+                    limit: io.containerd.cgroups.v2.RdmaEntry.$Properties[];
+
+                    /**
+                     * Creates a new RdmaStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns RdmaStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.RdmaStat.$Shape): io.containerd.cgroups.v2.RdmaStat & io.containerd.cgroups.v2.RdmaStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.RdmaStat.$Properties): io.containerd.cgroups.v2.RdmaStat;
+
+                    /**
+                     * Encodes the specified RdmaStat message. Does not implicitly {@link io.containerd.cgroups.v2.RdmaStat.verify|verify} messages.
+                     * @param m RdmaStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.RdmaStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a RdmaStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.RdmaStat & io.containerd.cgroups.v2.RdmaStat.$Shape} RdmaStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.RdmaStat & io.containerd.cgroups.v2.RdmaStat.$Shape;
+
+                    /**
+                     * Gets the type url for RdmaStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace RdmaStat {
+
+                    /** Properties of a RdmaStat. */
+                    interface $Properties {
+
+                        /** RdmaStat current */
+                        current?: (io.containerd.cgroups.v2.RdmaEntry.$Properties[]|null);
+
+                        /** RdmaStat limit */
+                        limit?: (io.containerd.cgroups.v2.RdmaEntry.$Properties[]|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a RdmaStat. */
+                    type $Shape = io.containerd.cgroups.v2.RdmaStat.$Properties;
+                }
+
+                /**
+                 * Properties of a RdmaEntry.
+                 * @deprecated Use io.containerd.cgroups.v2.RdmaEntry.$Properties instead.
+                 */
+                interface IRdmaEntry extends io.containerd.cgroups.v2.RdmaEntry.$Properties {
+                }
+
+                /** Represents a RdmaEntry. */
+                class RdmaEntry {
+
+                    /**
+                     * Constructs a new RdmaEntry.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.RdmaEntry.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** RdmaEntry device. */
+                    device: string;
+
+                    /** RdmaEntry hcaHandles. */
+                    hcaHandles: number;
+
+                    /** RdmaEntry hcaObjects. */
+                    hcaObjects: number;
+
+                    /**
+                     * Creates a new RdmaEntry instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns RdmaEntry instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.RdmaEntry.$Shape): io.containerd.cgroups.v2.RdmaEntry & io.containerd.cgroups.v2.RdmaEntry.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.RdmaEntry.$Properties): io.containerd.cgroups.v2.RdmaEntry;
+
+                    /**
+                     * Encodes the specified RdmaEntry message. Does not implicitly {@link io.containerd.cgroups.v2.RdmaEntry.verify|verify} messages.
+                     * @param m RdmaEntry message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.RdmaEntry.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a RdmaEntry message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.RdmaEntry & io.containerd.cgroups.v2.RdmaEntry.$Shape} RdmaEntry
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.RdmaEntry & io.containerd.cgroups.v2.RdmaEntry.$Shape;
+
+                    /**
+                     * Gets the type url for RdmaEntry
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace RdmaEntry {
+
+                    /** Properties of a RdmaEntry. */
+                    interface $Properties {
+
+                        /** RdmaEntry device */
+                        device?: (string|null);
+
+                        /** RdmaEntry hcaHandles */
+                        hcaHandles?: (number|null);
+
+                        /** RdmaEntry hcaObjects */
+                        hcaObjects?: (number|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a RdmaEntry. */
+                    type $Shape = io.containerd.cgroups.v2.RdmaEntry.$Properties;
+                }
+
+                /**
+                 * Properties of a IOStat.
+                 * @deprecated Use io.containerd.cgroups.v2.IOStat.$Properties instead.
+                 */
+                interface IIOStat extends io.containerd.cgroups.v2.IOStat.$Properties {
+                }
+
+                /** Represents a IOStat. */
+                class IOStat {
+
+                    /**
+                     * Constructs a new IOStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.IOStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** IOStat usage. */
+                    usage: io.containerd.cgroups.v2.IOEntry.$Properties[];
+
+                    /** IOStat psi. */
+                    psi?: (io.containerd.cgroups.v2.PSIStats.$Properties|null);
+
+                    /**
+                     * Creates a new IOStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns IOStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.IOStat.$Shape): io.containerd.cgroups.v2.IOStat & io.containerd.cgroups.v2.IOStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.IOStat.$Properties): io.containerd.cgroups.v2.IOStat;
+
+                    /**
+                     * Encodes the specified IOStat message. Does not implicitly {@link io.containerd.cgroups.v2.IOStat.verify|verify} messages.
+                     * @param m IOStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.IOStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a IOStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.IOStat & io.containerd.cgroups.v2.IOStat.$Shape} IOStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.IOStat & io.containerd.cgroups.v2.IOStat.$Shape;
+
+                    /**
+                     * Gets the type url for IOStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace IOStat {
+
+                    /** Properties of a IOStat. */
+                    interface $Properties {
+
+                        /** IOStat usage */
+                        usage?: (io.containerd.cgroups.v2.IOEntry.$Properties[]|null);
+
+                        /** IOStat psi */
+                        psi?: (io.containerd.cgroups.v2.PSIStats.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a IOStat. */
+                    type $Shape = io.containerd.cgroups.v2.IOStat.$Properties;
+                }
+
+                /**
+                 * Properties of a IOEntry.
+                 * @deprecated Use io.containerd.cgroups.v2.IOEntry.$Properties instead.
+                 */
+                interface IIOEntry extends io.containerd.cgroups.v2.IOEntry.$Properties {
+                }
+
+                /** Represents a IOEntry. */
+                class IOEntry {
+
+                    /**
+                     * Constructs a new IOEntry.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.IOEntry.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** IOEntry major. */
+                    major: (number|Long);
+
+                    /** IOEntry minor. */
+                    minor: (number|Long);
+
+                    /** IOEntry rbytes. */
+                    rbytes: (number|Long);
+
+                    /** IOEntry wbytes. */
+                    wbytes: (number|Long);
+
+                    /** IOEntry rios. */
+                    rios: (number|Long);
+
+                    /** IOEntry wios. */
+                    wios: (number|Long);
+
+                    /**
+                     * Creates a new IOEntry instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns IOEntry instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.IOEntry.$Shape): io.containerd.cgroups.v2.IOEntry & io.containerd.cgroups.v2.IOEntry.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.IOEntry.$Properties): io.containerd.cgroups.v2.IOEntry;
+
+                    /**
+                     * Encodes the specified IOEntry message. Does not implicitly {@link io.containerd.cgroups.v2.IOEntry.verify|verify} messages.
+                     * @param m IOEntry message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.IOEntry.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a IOEntry message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.IOEntry & io.containerd.cgroups.v2.IOEntry.$Shape} IOEntry
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.IOEntry & io.containerd.cgroups.v2.IOEntry.$Shape;
+
+                    /**
+                     * Gets the type url for IOEntry
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace IOEntry {
+
+                    /** Properties of a IOEntry. */
+                    interface $Properties {
+
+                        /** IOEntry major */
+                        major?: (number|Long|null);
+
+                        /** IOEntry minor */
+                        minor?: (number|Long|null);
+
+                        /** IOEntry rbytes */
+                        rbytes?: (number|Long|null);
+
+                        /** IOEntry wbytes */
+                        wbytes?: (number|Long|null);
+
+                        /** IOEntry rios */
+                        rios?: (number|Long|null);
+
+                        /** IOEntry wios */
+                        wios?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a IOEntry. */
+                    type $Shape = io.containerd.cgroups.v2.IOEntry.$Properties;
+                }
+
+                /**
+                 * Properties of a HugeTlbStat.
+                 * @deprecated Use io.containerd.cgroups.v2.HugeTlbStat.$Properties instead.
+                 */
+                interface IHugeTlbStat extends io.containerd.cgroups.v2.HugeTlbStat.$Properties {
+                }
+
+                /** Represents a HugeTlbStat. */
+                class HugeTlbStat {
+
+                    /**
+                     * Constructs a new HugeTlbStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.HugeTlbStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** HugeTlbStat current. */
+                    current: (number|Long);
+
+                    /** HugeTlbStat max. */
+                    max: (number|Long);
+
+                    /** HugeTlbStat pagesize. */
+                    pagesize: string;
+
+                    /**
+                     * Creates a new HugeTlbStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns HugeTlbStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.HugeTlbStat.$Shape): io.containerd.cgroups.v2.HugeTlbStat & io.containerd.cgroups.v2.HugeTlbStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.HugeTlbStat.$Properties): io.containerd.cgroups.v2.HugeTlbStat;
+
+                    /**
+                     * Encodes the specified HugeTlbStat message. Does not implicitly {@link io.containerd.cgroups.v2.HugeTlbStat.verify|verify} messages.
+                     * @param m HugeTlbStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.HugeTlbStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a HugeTlbStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.HugeTlbStat & io.containerd.cgroups.v2.HugeTlbStat.$Shape} HugeTlbStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.HugeTlbStat & io.containerd.cgroups.v2.HugeTlbStat.$Shape;
+
+                    /**
+                     * Gets the type url for HugeTlbStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace HugeTlbStat {
+
+                    /** Properties of a HugeTlbStat. */
+                    interface $Properties {
+
+                        /** HugeTlbStat current */
+                        current?: (number|Long|null);
+
+                        /** HugeTlbStat max */
+                        max?: (number|Long|null);
+
+                        /** HugeTlbStat pagesize */
+                        pagesize?: (string|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a HugeTlbStat. */
+                    type $Shape = io.containerd.cgroups.v2.HugeTlbStat.$Properties;
+                }
+
+                /**
+                 * Properties of a NetworkStat.
+                 * @deprecated Use io.containerd.cgroups.v2.NetworkStat.$Properties instead.
+                 */
+                interface INetworkStat extends io.containerd.cgroups.v2.NetworkStat.$Properties {
+                }
+
+                /** Represents a NetworkStat. */
+                class NetworkStat {
+
+                    /**
+                     * Constructs a new NetworkStat.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: io.containerd.cgroups.v2.NetworkStat.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** NetworkStat name. */
+                    name: string;
+
+                    /** NetworkStat rxBytes. */
+                    rxBytes: (number|Long);
+
+                    /** NetworkStat rxPackets. */
+                    rxPackets: (number|Long);
+
+                    /** NetworkStat rxErrors. */
+                    rxErrors: (number|Long);
+
+                    /** NetworkStat rxDropped. */
+                    rxDropped: (number|Long);
+
+                    /** NetworkStat txBytes. */
+                    txBytes: (number|Long);
+
+                    /** NetworkStat txPackets. */
+                    txPackets: (number|Long);
+
+                    /** NetworkStat txErrors. */
+                    txErrors: (number|Long);
+
+                    /** NetworkStat txDropped. */
+                    txDropped: (number|Long);
+
+                    /**
+                     * Creates a new NetworkStat instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns NetworkStat instance
+                     */
+                    static create(properties: io.containerd.cgroups.v2.NetworkStat.$Shape): io.containerd.cgroups.v2.NetworkStat & io.containerd.cgroups.v2.NetworkStat.$Shape;
+                    static create(properties?: io.containerd.cgroups.v2.NetworkStat.$Properties): io.containerd.cgroups.v2.NetworkStat;
+
+                    /**
+                     * Encodes the specified NetworkStat message. Does not implicitly {@link io.containerd.cgroups.v2.NetworkStat.verify|verify} messages.
+                     * @param m NetworkStat message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: io.containerd.cgroups.v2.NetworkStat.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a NetworkStat message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {io.containerd.cgroups.v2.NetworkStat & io.containerd.cgroups.v2.NetworkStat.$Shape} NetworkStat
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): io.containerd.cgroups.v2.NetworkStat & io.containerd.cgroups.v2.NetworkStat.$Shape;
+
+                    /**
+                     * Gets the type url for NetworkStat
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace NetworkStat {
+
+                    /** Properties of a NetworkStat. */
+                    interface $Properties {
+
+                        /** NetworkStat name */
+                        name?: (string|null);
+
+                        /** NetworkStat rxBytes */
+                        rxBytes?: (number|Long|null);
+
+                        /** NetworkStat rxPackets */
+                        rxPackets?: (number|Long|null);
+
+                        /** NetworkStat rxErrors */
+                        rxErrors?: (number|Long|null);
+
+                        /** NetworkStat rxDropped */
+                        rxDropped?: (number|Long|null);
+
+                        /** NetworkStat txBytes */
+                        txBytes?: (number|Long|null);
+
+                        /** NetworkStat txPackets */
+                        txPackets?: (number|Long|null);
+
+                        /** NetworkStat txErrors */
+                        txErrors?: (number|Long|null);
+
+                        /** NetworkStat txDropped */
+                        txDropped?: (number|Long|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a NetworkStat. */
+                    type $Shape = io.containerd.cgroups.v2.NetworkStat.$Properties;
+                }
+            }
+        }
+    }
+}
+
+/** Namespace containerd. */
+export namespace containerd {
+
+    /** Namespace events. */
+    namespace events {
+
+        /**
+         * Properties of a TaskCreate.
+         * @deprecated Use containerd.events.TaskCreate.$Properties instead.
+         */
+        interface ITaskCreate extends containerd.events.TaskCreate.$Properties {
+        }
+
+        /** Represents a TaskCreate. */
+        class TaskCreate {
+
+            /**
+             * Constructs a new TaskCreate.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskCreate.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskCreate containerId. */
+            containerId: string;
+
+            /** TaskCreate bundle. */
+            bundle: string;
+
+            /** TaskCreate rootfs. */
+            rootfs: containerd.types.Mount.$Properties[];
+
+            /** TaskCreate io. */
+            io?: (containerd.events.TaskIO.$Properties|null);
+
+            /** TaskCreate checkpoint. */
+            checkpoint: string;
+
+            /** TaskCreate pid. */
+            pid: number;
+
+            /**
+             * Creates a new TaskCreate instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskCreate instance
+             */
+            static create(properties: containerd.events.TaskCreate.$Shape): containerd.events.TaskCreate & containerd.events.TaskCreate.$Shape;
+            static create(properties?: containerd.events.TaskCreate.$Properties): containerd.events.TaskCreate;
+
+            /**
+             * Encodes the specified TaskCreate message. Does not implicitly {@link containerd.events.TaskCreate.verify|verify} messages.
+             * @param m TaskCreate message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskCreate.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskCreate message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskCreate & containerd.events.TaskCreate.$Shape} TaskCreate
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskCreate & containerd.events.TaskCreate.$Shape;
+
+            /**
+             * Gets the type url for TaskCreate
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskCreate {
+
+            /** Properties of a TaskCreate. */
+            interface $Properties {
+
+                /** TaskCreate containerId */
+                containerId?: (string|null);
+
+                /** TaskCreate bundle */
+                bundle?: (string|null);
+
+                /** TaskCreate rootfs */
+                rootfs?: (containerd.types.Mount.$Properties[]|null);
+
+                /** TaskCreate io */
+                io?: (containerd.events.TaskIO.$Properties|null);
+
+                /** TaskCreate checkpoint */
+                checkpoint?: (string|null);
+
+                /** TaskCreate pid */
+                pid?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskCreate. */
+            type $Shape = containerd.events.TaskCreate.$Properties;
+        }
+
+        /**
+         * Properties of a TaskStart.
+         * @deprecated Use containerd.events.TaskStart.$Properties instead.
+         */
+        interface ITaskStart extends containerd.events.TaskStart.$Properties {
+        }
+
+        /** Represents a TaskStart. */
+        class TaskStart {
+
+            /**
+             * Constructs a new TaskStart.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskStart.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskStart containerId. */
+            containerId: string;
+
+            /** TaskStart pid. */
+            pid: number;
+
+            /**
+             * Creates a new TaskStart instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskStart instance
+             */
+            static create(properties: containerd.events.TaskStart.$Shape): containerd.events.TaskStart & containerd.events.TaskStart.$Shape;
+            static create(properties?: containerd.events.TaskStart.$Properties): containerd.events.TaskStart;
+
+            /**
+             * Encodes the specified TaskStart message. Does not implicitly {@link containerd.events.TaskStart.verify|verify} messages.
+             * @param m TaskStart message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskStart.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskStart message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskStart & containerd.events.TaskStart.$Shape} TaskStart
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskStart & containerd.events.TaskStart.$Shape;
+
+            /**
+             * Gets the type url for TaskStart
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskStart {
+
+            /** Properties of a TaskStart. */
+            interface $Properties {
+
+                /** TaskStart containerId */
+                containerId?: (string|null);
+
+                /** TaskStart pid */
+                pid?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskStart. */
+            type $Shape = containerd.events.TaskStart.$Properties;
+        }
+
+        /**
+         * Properties of a TaskDelete.
+         * @deprecated Use containerd.events.TaskDelete.$Properties instead.
+         */
+        interface ITaskDelete extends containerd.events.TaskDelete.$Properties {
+        }
+
+        /** Represents a TaskDelete. */
+        class TaskDelete {
+
+            /**
+             * Constructs a new TaskDelete.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskDelete.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskDelete containerId. */
+            containerId: string;
+
+            /** TaskDelete pid. */
+            pid: number;
+
+            /** TaskDelete exitStatus. */
+            exitStatus: number;
+
+            /** TaskDelete exitedAt. */
+            exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+            /** TaskDelete id. */
+            id: string;
+
+            /**
+             * Creates a new TaskDelete instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskDelete instance
+             */
+            static create(properties: containerd.events.TaskDelete.$Shape): containerd.events.TaskDelete & containerd.events.TaskDelete.$Shape;
+            static create(properties?: containerd.events.TaskDelete.$Properties): containerd.events.TaskDelete;
+
+            /**
+             * Encodes the specified TaskDelete message. Does not implicitly {@link containerd.events.TaskDelete.verify|verify} messages.
+             * @param m TaskDelete message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskDelete.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskDelete message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskDelete & containerd.events.TaskDelete.$Shape} TaskDelete
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskDelete & containerd.events.TaskDelete.$Shape;
+
+            /**
+             * Gets the type url for TaskDelete
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskDelete {
+
+            /** Properties of a TaskDelete. */
+            interface $Properties {
+
+                /** TaskDelete containerId */
+                containerId?: (string|null);
+
+                /** TaskDelete pid */
+                pid?: (number|null);
+
+                /** TaskDelete exitStatus */
+                exitStatus?: (number|null);
+
+                /** TaskDelete exitedAt */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /** TaskDelete id */
+                id?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskDelete. */
+            type $Shape = containerd.events.TaskDelete.$Properties;
+        }
+
+        /**
+         * Properties of a TaskIO.
+         * @deprecated Use containerd.events.TaskIO.$Properties instead.
+         */
+        interface ITaskIO extends containerd.events.TaskIO.$Properties {
+        }
+
+        /** Represents a TaskIO. */
+        class TaskIO {
+
+            /**
+             * Constructs a new TaskIO.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskIO.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskIO stdin. */
+            stdin: string;
+
+            /** TaskIO stdout. */
+            stdout: string;
+
+            /** TaskIO stderr. */
+            stderr: string;
+
+            /** TaskIO terminal. */
+            terminal: boolean;
+
+            /**
+             * Creates a new TaskIO instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskIO instance
+             */
+            static create(properties: containerd.events.TaskIO.$Shape): containerd.events.TaskIO & containerd.events.TaskIO.$Shape;
+            static create(properties?: containerd.events.TaskIO.$Properties): containerd.events.TaskIO;
+
+            /**
+             * Encodes the specified TaskIO message. Does not implicitly {@link containerd.events.TaskIO.verify|verify} messages.
+             * @param m TaskIO message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskIO.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskIO message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskIO & containerd.events.TaskIO.$Shape} TaskIO
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskIO & containerd.events.TaskIO.$Shape;
+
+            /**
+             * Gets the type url for TaskIO
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskIO {
+
+            /** Properties of a TaskIO. */
+            interface $Properties {
+
+                /** TaskIO stdin */
+                stdin?: (string|null);
+
+                /** TaskIO stdout */
+                stdout?: (string|null);
+
+                /** TaskIO stderr */
+                stderr?: (string|null);
+
+                /** TaskIO terminal */
+                terminal?: (boolean|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskIO. */
+            type $Shape = containerd.events.TaskIO.$Properties;
+        }
+
+        /**
+         * Properties of a TaskExit.
+         * @deprecated Use containerd.events.TaskExit.$Properties instead.
+         */
+        interface ITaskExit extends containerd.events.TaskExit.$Properties {
+        }
+
+        /** Represents a TaskExit. */
+        class TaskExit {
+
+            /**
+             * Constructs a new TaskExit.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskExit.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskExit containerId. */
+            containerId: string;
+
+            /** TaskExit id. */
+            id: string;
+
+            /** TaskExit pid. */
+            pid: number;
+
+            /** TaskExit exitStatus. */
+            exitStatus: number;
+
+            /** TaskExit exitedAt. */
+            exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+            /**
+             * Creates a new TaskExit instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskExit instance
+             */
+            static create(properties: containerd.events.TaskExit.$Shape): containerd.events.TaskExit & containerd.events.TaskExit.$Shape;
+            static create(properties?: containerd.events.TaskExit.$Properties): containerd.events.TaskExit;
+
+            /**
+             * Encodes the specified TaskExit message. Does not implicitly {@link containerd.events.TaskExit.verify|verify} messages.
+             * @param m TaskExit message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskExit.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskExit message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskExit & containerd.events.TaskExit.$Shape} TaskExit
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskExit & containerd.events.TaskExit.$Shape;
+
+            /**
+             * Gets the type url for TaskExit
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskExit {
+
+            /** Properties of a TaskExit. */
+            interface $Properties {
+
+                /** TaskExit containerId */
+                containerId?: (string|null);
+
+                /** TaskExit id */
+                id?: (string|null);
+
+                /** TaskExit pid */
+                pid?: (number|null);
+
+                /** TaskExit exitStatus */
+                exitStatus?: (number|null);
+
+                /** TaskExit exitedAt */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskExit. */
+            type $Shape = containerd.events.TaskExit.$Properties;
+        }
+
+        /**
+         * Properties of a TaskOOM.
+         * @deprecated Use containerd.events.TaskOOM.$Properties instead.
+         */
+        interface ITaskOOM extends containerd.events.TaskOOM.$Properties {
+        }
+
+        /** Represents a TaskOOM. */
+        class TaskOOM {
+
+            /**
+             * Constructs a new TaskOOM.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskOOM.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskOOM containerId. */
+            containerId: string;
+
+            /**
+             * Creates a new TaskOOM instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskOOM instance
+             */
+            static create(properties: containerd.events.TaskOOM.$Shape): containerd.events.TaskOOM & containerd.events.TaskOOM.$Shape;
+            static create(properties?: containerd.events.TaskOOM.$Properties): containerd.events.TaskOOM;
+
+            /**
+             * Encodes the specified TaskOOM message. Does not implicitly {@link containerd.events.TaskOOM.verify|verify} messages.
+             * @param m TaskOOM message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskOOM.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskOOM message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskOOM & containerd.events.TaskOOM.$Shape} TaskOOM
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskOOM & containerd.events.TaskOOM.$Shape;
+
+            /**
+             * Gets the type url for TaskOOM
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskOOM {
+
+            /** Properties of a TaskOOM. */
+            interface $Properties {
+
+                /** TaskOOM containerId */
+                containerId?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskOOM. */
+            type $Shape = containerd.events.TaskOOM.$Properties;
+        }
+
+        /**
+         * Properties of a TaskExecAdded.
+         * @deprecated Use containerd.events.TaskExecAdded.$Properties instead.
+         */
+        interface ITaskExecAdded extends containerd.events.TaskExecAdded.$Properties {
+        }
+
+        /** Represents a TaskExecAdded. */
+        class TaskExecAdded {
+
+            /**
+             * Constructs a new TaskExecAdded.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskExecAdded.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskExecAdded containerId. */
+            containerId: string;
+
+            /** TaskExecAdded execId. */
+            execId: string;
+
+            /**
+             * Creates a new TaskExecAdded instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskExecAdded instance
+             */
+            static create(properties: containerd.events.TaskExecAdded.$Shape): containerd.events.TaskExecAdded & containerd.events.TaskExecAdded.$Shape;
+            static create(properties?: containerd.events.TaskExecAdded.$Properties): containerd.events.TaskExecAdded;
+
+            /**
+             * Encodes the specified TaskExecAdded message. Does not implicitly {@link containerd.events.TaskExecAdded.verify|verify} messages.
+             * @param m TaskExecAdded message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskExecAdded.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskExecAdded message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskExecAdded & containerd.events.TaskExecAdded.$Shape} TaskExecAdded
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskExecAdded & containerd.events.TaskExecAdded.$Shape;
+
+            /**
+             * Gets the type url for TaskExecAdded
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskExecAdded {
+
+            /** Properties of a TaskExecAdded. */
+            interface $Properties {
+
+                /** TaskExecAdded containerId */
+                containerId?: (string|null);
+
+                /** TaskExecAdded execId */
+                execId?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskExecAdded. */
+            type $Shape = containerd.events.TaskExecAdded.$Properties;
+        }
+
+        /**
+         * Properties of a TaskExecStarted.
+         * @deprecated Use containerd.events.TaskExecStarted.$Properties instead.
+         */
+        interface ITaskExecStarted extends containerd.events.TaskExecStarted.$Properties {
+        }
+
+        /** Represents a TaskExecStarted. */
+        class TaskExecStarted {
+
+            /**
+             * Constructs a new TaskExecStarted.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskExecStarted.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskExecStarted containerId. */
+            containerId: string;
+
+            /** TaskExecStarted execId. */
+            execId: string;
+
+            /** TaskExecStarted pid. */
+            pid: number;
+
+            /**
+             * Creates a new TaskExecStarted instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskExecStarted instance
+             */
+            static create(properties: containerd.events.TaskExecStarted.$Shape): containerd.events.TaskExecStarted & containerd.events.TaskExecStarted.$Shape;
+            static create(properties?: containerd.events.TaskExecStarted.$Properties): containerd.events.TaskExecStarted;
+
+            /**
+             * Encodes the specified TaskExecStarted message. Does not implicitly {@link containerd.events.TaskExecStarted.verify|verify} messages.
+             * @param m TaskExecStarted message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskExecStarted.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskExecStarted message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskExecStarted & containerd.events.TaskExecStarted.$Shape} TaskExecStarted
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskExecStarted & containerd.events.TaskExecStarted.$Shape;
+
+            /**
+             * Gets the type url for TaskExecStarted
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskExecStarted {
+
+            /** Properties of a TaskExecStarted. */
+            interface $Properties {
+
+                /** TaskExecStarted containerId */
+                containerId?: (string|null);
+
+                /** TaskExecStarted execId */
+                execId?: (string|null);
+
+                /** TaskExecStarted pid */
+                pid?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskExecStarted. */
+            type $Shape = containerd.events.TaskExecStarted.$Properties;
+        }
+
+        /**
+         * Properties of a TaskPaused.
+         * @deprecated Use containerd.events.TaskPaused.$Properties instead.
+         */
+        interface ITaskPaused extends containerd.events.TaskPaused.$Properties {
+        }
+
+        /** Represents a TaskPaused. */
+        class TaskPaused {
+
+            /**
+             * Constructs a new TaskPaused.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskPaused.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskPaused containerId. */
+            containerId: string;
+
+            /**
+             * Creates a new TaskPaused instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskPaused instance
+             */
+            static create(properties: containerd.events.TaskPaused.$Shape): containerd.events.TaskPaused & containerd.events.TaskPaused.$Shape;
+            static create(properties?: containerd.events.TaskPaused.$Properties): containerd.events.TaskPaused;
+
+            /**
+             * Encodes the specified TaskPaused message. Does not implicitly {@link containerd.events.TaskPaused.verify|verify} messages.
+             * @param m TaskPaused message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskPaused.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskPaused message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskPaused & containerd.events.TaskPaused.$Shape} TaskPaused
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskPaused & containerd.events.TaskPaused.$Shape;
+
+            /**
+             * Gets the type url for TaskPaused
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskPaused {
+
+            /** Properties of a TaskPaused. */
+            interface $Properties {
+
+                /** TaskPaused containerId */
+                containerId?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskPaused. */
+            type $Shape = containerd.events.TaskPaused.$Properties;
+        }
+
+        /**
+         * Properties of a TaskResumed.
+         * @deprecated Use containerd.events.TaskResumed.$Properties instead.
+         */
+        interface ITaskResumed extends containerd.events.TaskResumed.$Properties {
+        }
+
+        /** Represents a TaskResumed. */
+        class TaskResumed {
+
+            /**
+             * Constructs a new TaskResumed.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskResumed.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskResumed containerId. */
+            containerId: string;
+
+            /**
+             * Creates a new TaskResumed instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskResumed instance
+             */
+            static create(properties: containerd.events.TaskResumed.$Shape): containerd.events.TaskResumed & containerd.events.TaskResumed.$Shape;
+            static create(properties?: containerd.events.TaskResumed.$Properties): containerd.events.TaskResumed;
+
+            /**
+             * Encodes the specified TaskResumed message. Does not implicitly {@link containerd.events.TaskResumed.verify|verify} messages.
+             * @param m TaskResumed message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskResumed.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskResumed message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskResumed & containerd.events.TaskResumed.$Shape} TaskResumed
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskResumed & containerd.events.TaskResumed.$Shape;
+
+            /**
+             * Gets the type url for TaskResumed
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskResumed {
+
+            /** Properties of a TaskResumed. */
+            interface $Properties {
+
+                /** TaskResumed containerId */
+                containerId?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskResumed. */
+            type $Shape = containerd.events.TaskResumed.$Properties;
+        }
+
+        /**
+         * Properties of a TaskCheckpointed.
+         * @deprecated Use containerd.events.TaskCheckpointed.$Properties instead.
+         */
+        interface ITaskCheckpointed extends containerd.events.TaskCheckpointed.$Properties {
+        }
+
+        /** Represents a TaskCheckpointed. */
+        class TaskCheckpointed {
+
+            /**
+             * Constructs a new TaskCheckpointed.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.events.TaskCheckpointed.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** TaskCheckpointed containerId. */
+            containerId: string;
+
+            /** TaskCheckpointed checkpoint. */
+            checkpoint: string;
+
+            /**
+             * Creates a new TaskCheckpointed instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns TaskCheckpointed instance
+             */
+            static create(properties: containerd.events.TaskCheckpointed.$Shape): containerd.events.TaskCheckpointed & containerd.events.TaskCheckpointed.$Shape;
+            static create(properties?: containerd.events.TaskCheckpointed.$Properties): containerd.events.TaskCheckpointed;
+
+            /**
+             * Encodes the specified TaskCheckpointed message. Does not implicitly {@link containerd.events.TaskCheckpointed.verify|verify} messages.
+             * @param m TaskCheckpointed message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.events.TaskCheckpointed.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a TaskCheckpointed message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.events.TaskCheckpointed & containerd.events.TaskCheckpointed.$Shape} TaskCheckpointed
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.events.TaskCheckpointed & containerd.events.TaskCheckpointed.$Shape;
+
+            /**
+             * Gets the type url for TaskCheckpointed
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace TaskCheckpointed {
+
+            /** Properties of a TaskCheckpointed. */
+            interface $Properties {
+
+                /** TaskCheckpointed containerId */
+                containerId?: (string|null);
+
+                /** TaskCheckpointed checkpoint */
+                checkpoint?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a TaskCheckpointed. */
+            type $Shape = containerd.events.TaskCheckpointed.$Properties;
+        }
+    }
+
+    /** Namespace types. */
+    namespace types {
+
+        /**
+         * Properties of a Mount.
+         * @deprecated Use containerd.types.Mount.$Properties instead.
+         */
+        interface IMount extends containerd.types.Mount.$Properties {
+        }
+
+        /** Represents a Mount. */
+        class Mount {
+
+            /**
+             * Constructs a new Mount.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.types.Mount.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Mount type. */
+            type: string;
+
+            /** Mount source. */
+            source: string;
+
+            /** Mount target. */
+            target: string;
+
+            /** Mount options. */
+            options: string[];
+
+            /**
+             * Creates a new Mount instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Mount instance
+             */
+            static create(properties: containerd.types.Mount.$Shape): containerd.types.Mount & containerd.types.Mount.$Shape;
+            static create(properties?: containerd.types.Mount.$Properties): containerd.types.Mount;
+
+            /**
+             * Encodes the specified Mount message. Does not implicitly {@link containerd.types.Mount.verify|verify} messages.
+             * @param m Mount message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.types.Mount.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Mount message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.types.Mount & containerd.types.Mount.$Shape} Mount
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.types.Mount & containerd.types.Mount.$Shape;
+
+            /**
+             * Gets the type url for Mount
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Mount {
+
+            /** Properties of a Mount. */
+            interface $Properties {
+
+                /** Mount type */
+                type?: (string|null);
+
+                /** Mount source */
+                source?: (string|null);
+
+                /** Mount target */
+                target?: (string|null);
+
+                /** Mount options */
+                options?: (string[]|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Mount. */
+            type $Shape = containerd.types.Mount.$Properties;
+        }
+
+        /**
+         * Properties of an Envelope.
+         * @deprecated Use containerd.types.Envelope.$Properties instead.
+         */
+        interface IEnvelope extends containerd.types.Envelope.$Properties {
+        }
+
+        /** Represents an Envelope. */
+        class Envelope {
+
+            /**
+             * Constructs a new Envelope.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.types.Envelope.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Envelope timestamp. */
+            timestamp?: (google.protobuf.Timestamp.$Properties|null);
+
+            /** Envelope namespace. */
+            namespace: string;
+
+            /** Envelope topic. */
+            topic: string;
+
+            /** Envelope event. */
+            event?: (google.protobuf.Any.$Properties|null);
+
+            /**
+             * Creates a new Envelope instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Envelope instance
+             */
+            static create(properties: containerd.types.Envelope.$Shape): containerd.types.Envelope & containerd.types.Envelope.$Shape;
+            static create(properties?: containerd.types.Envelope.$Properties): containerd.types.Envelope;
+
+            /**
+             * Encodes the specified Envelope message. Does not implicitly {@link containerd.types.Envelope.verify|verify} messages.
+             * @param m Envelope message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.types.Envelope.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an Envelope message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.types.Envelope & containerd.types.Envelope.$Shape} Envelope
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.types.Envelope & containerd.types.Envelope.$Shape;
+
+            /**
+             * Gets the type url for Envelope
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Envelope {
+
+            /** Properties of an Envelope. */
+            interface $Properties {
+
+                /** Envelope timestamp */
+                timestamp?: (google.protobuf.Timestamp.$Properties|null);
+
+                /** Envelope namespace */
+                namespace?: (string|null);
+
+                /** Envelope topic */
+                topic?: (string|null);
+
+                /** Envelope event */
+                event?: (google.protobuf.Any.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an Envelope. */
+            type $Shape = containerd.types.Envelope.$Properties;
+        }
+
+        /**
+         * Properties of a RuntimeRequest.
+         * @deprecated Use containerd.types.RuntimeRequest.$Properties instead.
+         */
+        interface IRuntimeRequest extends containerd.types.RuntimeRequest.$Properties {
+        }
+
+        /** Represents a RuntimeRequest. */
+        class RuntimeRequest {
+
+            /**
+             * Constructs a new RuntimeRequest.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.types.RuntimeRequest.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** RuntimeRequest runtimePath. */
+            runtimePath: string;
+
+            /** RuntimeRequest options. */
+            options?: (google.protobuf.Any.$Properties|null);
+
+            /**
+             * Creates a new RuntimeRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns RuntimeRequest instance
+             */
+            static create(properties: containerd.types.RuntimeRequest.$Shape): containerd.types.RuntimeRequest & containerd.types.RuntimeRequest.$Shape;
+            static create(properties?: containerd.types.RuntimeRequest.$Properties): containerd.types.RuntimeRequest;
+
+            /**
+             * Encodes the specified RuntimeRequest message. Does not implicitly {@link containerd.types.RuntimeRequest.verify|verify} messages.
+             * @param m RuntimeRequest message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.types.RuntimeRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a RuntimeRequest message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.types.RuntimeRequest & containerd.types.RuntimeRequest.$Shape} RuntimeRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.types.RuntimeRequest & containerd.types.RuntimeRequest.$Shape;
+
+            /**
+             * Gets the type url for RuntimeRequest
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RuntimeRequest {
+
+            /** Properties of a RuntimeRequest. */
+            interface $Properties {
+
+                /** RuntimeRequest runtimePath */
+                runtimePath?: (string|null);
+
+                /** RuntimeRequest options */
+                options?: (google.protobuf.Any.$Properties|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a RuntimeRequest. */
+            type $Shape = containerd.types.RuntimeRequest.$Properties;
+        }
+
+        /**
+         * Properties of a RuntimeVersion.
+         * @deprecated Use containerd.types.RuntimeVersion.$Properties instead.
+         */
+        interface IRuntimeVersion extends containerd.types.RuntimeVersion.$Properties {
+        }
+
+        /** Represents a RuntimeVersion. */
+        class RuntimeVersion {
+
+            /**
+             * Constructs a new RuntimeVersion.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.types.RuntimeVersion.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** RuntimeVersion version. */
+            version: string;
+
+            /** RuntimeVersion revision. */
+            revision: string;
+
+            /**
+             * Creates a new RuntimeVersion instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns RuntimeVersion instance
+             */
+            static create(properties: containerd.types.RuntimeVersion.$Shape): containerd.types.RuntimeVersion & containerd.types.RuntimeVersion.$Shape;
+            static create(properties?: containerd.types.RuntimeVersion.$Properties): containerd.types.RuntimeVersion;
+
+            /**
+             * Encodes the specified RuntimeVersion message. Does not implicitly {@link containerd.types.RuntimeVersion.verify|verify} messages.
+             * @param m RuntimeVersion message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.types.RuntimeVersion.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a RuntimeVersion message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.types.RuntimeVersion & containerd.types.RuntimeVersion.$Shape} RuntimeVersion
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.types.RuntimeVersion & containerd.types.RuntimeVersion.$Shape;
+
+            /**
+             * Gets the type url for RuntimeVersion
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RuntimeVersion {
+
+            /** Properties of a RuntimeVersion. */
+            interface $Properties {
+
+                /** RuntimeVersion version */
+                version?: (string|null);
+
+                /** RuntimeVersion revision */
+                revision?: (string|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a RuntimeVersion. */
+            type $Shape = containerd.types.RuntimeVersion.$Properties;
+        }
+
+        /**
+         * Properties of a RuntimeInfo.
+         * @deprecated Use containerd.types.RuntimeInfo.$Properties instead.
+         */
+        interface IRuntimeInfo extends containerd.types.RuntimeInfo.$Properties {
+        }
+
+        /** Represents a RuntimeInfo. */
+        class RuntimeInfo {
+
+            /**
+             * Constructs a new RuntimeInfo.
+             * @param [p] Properties to set
+             */
+            constructor(p?: containerd.types.RuntimeInfo.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** RuntimeInfo name. */
+            name: string;
+
+            /** RuntimeInfo version. */
+            version?: (containerd.types.RuntimeVersion.$Properties|null);
+
+            /** RuntimeInfo options. */
+            options?: (google.protobuf.Any.$Properties|null);
+
+            /** RuntimeInfo features. */
+            features?: (google.protobuf.Any.$Properties|null);
+
+            /** RuntimeInfo annotations. */
+            annotations: { [k: string]: string };
+
+            /**
+             * Creates a new RuntimeInfo instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns RuntimeInfo instance
+             */
+            static create(properties: containerd.types.RuntimeInfo.$Shape): containerd.types.RuntimeInfo & containerd.types.RuntimeInfo.$Shape;
+            static create(properties?: containerd.types.RuntimeInfo.$Properties): containerd.types.RuntimeInfo;
+
+            /**
+             * Encodes the specified RuntimeInfo message. Does not implicitly {@link containerd.types.RuntimeInfo.verify|verify} messages.
+             * @param m RuntimeInfo message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: containerd.types.RuntimeInfo.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a RuntimeInfo message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {containerd.types.RuntimeInfo & containerd.types.RuntimeInfo.$Shape} RuntimeInfo
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.types.RuntimeInfo & containerd.types.RuntimeInfo.$Shape;
+
+            /**
+             * Gets the type url for RuntimeInfo
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RuntimeInfo {
+
+            /** Properties of a RuntimeInfo. */
+            interface $Properties {
+
+                /** RuntimeInfo name */
+                name?: (string|null);
+
+                /** RuntimeInfo version */
+                version?: (containerd.types.RuntimeVersion.$Properties|null);
+
+                /** RuntimeInfo options */
+                options?: (google.protobuf.Any.$Properties|null);
+
+                /** RuntimeInfo features */
+                features?: (google.protobuf.Any.$Properties|null);
+
+                /** RuntimeInfo annotations */
+                annotations?: ({ [k: string]: string }|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a RuntimeInfo. */
+            type $Shape = containerd.types.RuntimeInfo.$Properties;
+        }
+    }
+
+    /** Namespace runtime. */
+    namespace runtime {
+
+        /** Namespace bootstrap. */
+        namespace bootstrap {
+
+            /** Namespace v1. */
+            namespace v1 {
+
+                /**
+                 * Properties of a BootstrapParams.
+                 * @deprecated Use containerd.runtime.bootstrap.v1.BootstrapParams.$Properties instead.
+                 */
+                interface IBootstrapParams extends containerd.runtime.bootstrap.v1.BootstrapParams.$Properties {
+                }
+
+                /** Represents a BootstrapParams. */
+                class BootstrapParams {
+
+                    /**
+                     * Constructs a new BootstrapParams.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: containerd.runtime.bootstrap.v1.BootstrapParams.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** BootstrapParams instanceId. */
+                    instanceId: string;
+
+                    /** BootstrapParams namespace. */
+                    namespace: string;
+
+                    /** BootstrapParams logLevel. */
+                    logLevel: containerd.runtime.bootstrap.v1.LogLevel;
+
+                    /** BootstrapParams containerdVersion. */
+                    containerdVersion: string;
+
+                    /** BootstrapParams containerdTtrpcAddress. */
+                    containerdTtrpcAddress: string;
+
+                    /** BootstrapParams containerdGrpcAddress. */
+                    containerdGrpcAddress: string;
+
+                    /** BootstrapParams containerdBinary. */
+                    containerdBinary: string;
+
+                    /** BootstrapParams extensions. */
+                    extensions: containerd.runtime.bootstrap.v1.Extension.$Properties[];
+
+                    /** BootstrapParams socketDir. */
+                    socketDir?: (string|null);
+
+                    /**
+                     * Creates a new BootstrapParams instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns BootstrapParams instance
+                     */
+                    static create(properties: containerd.runtime.bootstrap.v1.BootstrapParams.$Shape): containerd.runtime.bootstrap.v1.BootstrapParams & containerd.runtime.bootstrap.v1.BootstrapParams.$Shape;
+                    static create(properties?: containerd.runtime.bootstrap.v1.BootstrapParams.$Properties): containerd.runtime.bootstrap.v1.BootstrapParams;
+
+                    /**
+                     * Encodes the specified BootstrapParams message. Does not implicitly {@link containerd.runtime.bootstrap.v1.BootstrapParams.verify|verify} messages.
+                     * @param m BootstrapParams message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: containerd.runtime.bootstrap.v1.BootstrapParams.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a BootstrapParams message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {containerd.runtime.bootstrap.v1.BootstrapParams & containerd.runtime.bootstrap.v1.BootstrapParams.$Shape} BootstrapParams
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.runtime.bootstrap.v1.BootstrapParams & containerd.runtime.bootstrap.v1.BootstrapParams.$Shape;
+
+                    /**
+                     * Gets the type url for BootstrapParams
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace BootstrapParams {
+
+                    /** Properties of a BootstrapParams. */
+                    interface $Properties {
+
+                        /** BootstrapParams instanceId */
+                        instanceId?: (string|null);
+
+                        /** BootstrapParams namespace */
+                        namespace?: (string|null);
+
+                        /** BootstrapParams logLevel */
+                        logLevel?: (containerd.runtime.bootstrap.v1.LogLevel|null);
+
+                        /** BootstrapParams containerdVersion */
+                        containerdVersion?: (string|null);
+
+                        /** BootstrapParams containerdTtrpcAddress */
+                        containerdTtrpcAddress?: (string|null);
+
+                        /** BootstrapParams containerdGrpcAddress */
+                        containerdGrpcAddress?: (string|null);
+
+                        /** BootstrapParams containerdBinary */
+                        containerdBinary?: (string|null);
+
+                        /** BootstrapParams extensions */
+                        extensions?: (containerd.runtime.bootstrap.v1.Extension.$Properties[]|null);
+
+                        /** BootstrapParams socketDir */
+                        socketDir?: (string|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a BootstrapParams. */
+                    type $Shape = containerd.runtime.bootstrap.v1.BootstrapParams.$Properties;
+                }
+
+                /**
+                 * Properties of an Extension.
+                 * @deprecated Use containerd.runtime.bootstrap.v1.Extension.$Properties instead.
+                 */
+                interface IExtension extends containerd.runtime.bootstrap.v1.Extension.$Properties {
+                }
+
+                /** Represents an Extension. */
+                class Extension {
+
+                    /**
+                     * Constructs a new Extension.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: containerd.runtime.bootstrap.v1.Extension.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** Extension value. */
+                    value?: (google.protobuf.Any.$Properties|null);
+
+                    /**
+                     * Creates a new Extension instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns Extension instance
+                     */
+                    static create(properties: containerd.runtime.bootstrap.v1.Extension.$Shape): containerd.runtime.bootstrap.v1.Extension & containerd.runtime.bootstrap.v1.Extension.$Shape;
+                    static create(properties?: containerd.runtime.bootstrap.v1.Extension.$Properties): containerd.runtime.bootstrap.v1.Extension;
+
+                    /**
+                     * Encodes the specified Extension message. Does not implicitly {@link containerd.runtime.bootstrap.v1.Extension.verify|verify} messages.
+                     * @param m Extension message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: containerd.runtime.bootstrap.v1.Extension.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes an Extension message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {containerd.runtime.bootstrap.v1.Extension & containerd.runtime.bootstrap.v1.Extension.$Shape} Extension
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.runtime.bootstrap.v1.Extension & containerd.runtime.bootstrap.v1.Extension.$Shape;
+
+                    /**
+                     * Gets the type url for Extension
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace Extension {
+
+                    /** Properties of an Extension. */
+                    interface $Properties {
+
+                        /** Extension value */
+                        value?: (google.protobuf.Any.$Properties|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of an Extension. */
+                    type $Shape = containerd.runtime.bootstrap.v1.Extension.$Properties;
+                }
+
+                /**
+                 * Properties of a BootstrapResult.
+                 * @deprecated Use containerd.runtime.bootstrap.v1.BootstrapResult.$Properties instead.
+                 */
+                interface IBootstrapResult extends containerd.runtime.bootstrap.v1.BootstrapResult.$Properties {
+                }
+
+                /** Represents a BootstrapResult. */
+                class BootstrapResult {
+
+                    /**
+                     * Constructs a new BootstrapResult.
+                     * @param [p] Properties to set
+                     */
+                    constructor(p?: containerd.runtime.bootstrap.v1.BootstrapResult.$Properties);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+
+                    /** BootstrapResult version. */
+                    version: number;
+
+                    /** BootstrapResult address. */
+                    address: string;
+
+                    /** BootstrapResult protocol. */
+                    protocol: string;
+
+                    /** BootstrapResult capabilities. */
+                    capabilities: containerd.runtime.bootstrap.v1.Capability[];
+
+                    /** BootstrapResult metadata. */
+                    metadata: { [k: string]: string };
+
+                    /**
+                     * Creates a new BootstrapResult instance using the specified properties.
+                     * @param [properties] Properties to set
+                     * @returns BootstrapResult instance
+                     */
+                    static create(properties: containerd.runtime.bootstrap.v1.BootstrapResult.$Shape): containerd.runtime.bootstrap.v1.BootstrapResult & containerd.runtime.bootstrap.v1.BootstrapResult.$Shape;
+                    static create(properties?: containerd.runtime.bootstrap.v1.BootstrapResult.$Properties): containerd.runtime.bootstrap.v1.BootstrapResult;
+
+                    /**
+                     * Encodes the specified BootstrapResult message. Does not implicitly {@link containerd.runtime.bootstrap.v1.BootstrapResult.verify|verify} messages.
+                     * @param m BootstrapResult message or plain object to encode
+                     * @param [w] Writer to encode to
+                     * @returns Writer
+                     */
+                    static encode(m: containerd.runtime.bootstrap.v1.BootstrapResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                    /**
+                     * Decodes a BootstrapResult message from the specified reader or buffer.
+                     * @param r Reader or buffer to decode from
+                     * @param [l] Message length if known beforehand
+                     * @returns {containerd.runtime.bootstrap.v1.BootstrapResult & containerd.runtime.bootstrap.v1.BootstrapResult.$Shape} BootstrapResult
+                     * @throws {Error} If the payload is not a reader or valid buffer
+                     * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                     */
+                    static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.runtime.bootstrap.v1.BootstrapResult & containerd.runtime.bootstrap.v1.BootstrapResult.$Shape;
+
+                    /**
+                     * Gets the type url for BootstrapResult
+                     * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                     * @returns The type url
+                     */
+                    static getTypeUrl(prefix?: string): string;
+                }
+
+                namespace BootstrapResult {
+
+                    /** Properties of a BootstrapResult. */
+                    interface $Properties {
+
+                        /** BootstrapResult version */
+                        version?: (number|null);
+
+                        /** BootstrapResult address */
+                        address?: (string|null);
+
+                        /** BootstrapResult protocol */
+                        protocol?: (string|null);
+
+                        /** BootstrapResult capabilities */
+                        capabilities?: (containerd.runtime.bootstrap.v1.Capability[]|null);
+
+                        /** BootstrapResult metadata */
+                        metadata?: ({ [k: string]: string }|null);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+                    }
+
+                    /** Shape of a BootstrapResult. */
+                    type $Shape = containerd.runtime.bootstrap.v1.BootstrapResult.$Properties;
+                }
+
+                /** LogLevel enum. */
+                enum LogLevel {
+
+                    /** LOG_LEVEL_INFO value */
+                    LOG_LEVEL_INFO = 0,
+
+                    /** LOG_LEVEL_TRACE value */
+                    LOG_LEVEL_TRACE = -8,
+
+                    /** LOG_LEVEL_DEBUG value */
+                    LOG_LEVEL_DEBUG = -4,
+
+                    /** LOG_LEVEL_WARN value */
+                    LOG_LEVEL_WARN = 4,
+
+                    /** LOG_LEVEL_ERROR value */
+                    LOG_LEVEL_ERROR = 8,
+
+                    /** LOG_LEVEL_FATAL value */
+                    LOG_LEVEL_FATAL = 10,
+
+                    /** LOG_LEVEL_PANIC value */
+                    LOG_LEVEL_PANIC = 12
+                }
+
+                /** Capability enum. */
+                enum Capability {
+
+                    /** CAPABILITY_UNSPECIFIED value */
+                    CAPABILITY_UNSPECIFIED = 0
+                }
+            }
+        }
+    }
+
+    /** Namespace task. */
+    namespace task {
+
+        /** Namespace v2. */
+        namespace v2 {
+
+            /** Represents a Task */
+            class Task extends $protobuf.rpc.Service {
+
+                /**
+                 * Constructs a new Task service.
+                 * @param rpcImpl RPC implementation
+                 * @param [requestDelimited=false] Whether requests are length-delimited
+                 * @param [responseDelimited=false] Whether responses are length-delimited
+                 */
+                constructor(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean);
+
+                /**
+                 * Creates new Task service using the specified rpc implementation.
+                 * @param rpcImpl RPC implementation
+                 * @param [requestDelimited=false] Whether requests are length-delimited
+                 * @param [responseDelimited=false] Whether responses are length-delimited
+                 * @returns RPC service. Useful where requests and/or responses are streamed.
+                 */
+                static create(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean): Task;
+
+                /** Calls State. */
+                state: containerd.task.v2.Task.State;
+
+                /** Calls Create. */
+                create: containerd.task.v2.Task.Create;
+
+                /** Calls Start. */
+                start: containerd.task.v2.Task.Start;
+
+                /** Calls Delete. */
+                delete: containerd.task.v2.Task.Delete;
+
+                /** Calls Pids. */
+                pids: containerd.task.v2.Task.Pids;
+
+                /** Calls Pause. */
+                pause: containerd.task.v2.Task.Pause;
+
+                /** Calls Resume. */
+                resume: containerd.task.v2.Task.Resume;
+
+                /** Calls Checkpoint. */
+                checkpoint: containerd.task.v2.Task.Checkpoint;
+
+                /** Calls Kill. */
+                kill: containerd.task.v2.Task.Kill;
+
+                /** Calls Exec. */
+                exec: containerd.task.v2.Task.Exec;
+
+                /** Calls ResizePty. */
+                resizePty: containerd.task.v2.Task.ResizePty;
+
+                /** Calls CloseIO. */
+                closeIO: containerd.task.v2.Task.CloseIO;
+
+                /** Calls Update. */
+                update: containerd.task.v2.Task.Update;
+
+                /** Calls Wait. */
+                wait: containerd.task.v2.Task.Wait;
+
+                /** Calls Stats. */
+                stats: containerd.task.v2.Task.Stats;
+
+                /** Calls Connect. */
+                connect: containerd.task.v2.Task.Connect;
+
+                /** Calls Shutdown. */
+                shutdown: containerd.task.v2.Task.Shutdown;
+            }
+
+            namespace Task {
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#state}.
+                 * @param error Error, if any
+                 * @param [response] StateResponse
+                 */
+                type StateCallback = (error: (Error|null), response?: containerd.task.v2.StateResponse) => void;
+
+                /** Calls State. */
+                type State = {
+                  (request: containerd.task.v2.IStateRequest, callback: containerd.task.v2.Task.StateCallback): void;
+                  (request: containerd.task.v2.IStateRequest): Promise<containerd.task.v2.StateResponse>;
+                  readonly name: "State";
+                  readonly path: "/containerd.task.v2.Task/State";
+                  readonly requestType: "StateRequest";
+                  readonly responseType: "StateResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#create}.
+                 * @param error Error, if any
+                 * @param [response] CreateTaskResponse
+                 */
+                type CreateCallback = (error: (Error|null), response?: containerd.task.v2.CreateTaskResponse) => void;
+
+                /** Calls Create. */
+                type Create = {
+                  (request: containerd.task.v2.ICreateTaskRequest, callback: containerd.task.v2.Task.CreateCallback): void;
+                  (request: containerd.task.v2.ICreateTaskRequest): Promise<containerd.task.v2.CreateTaskResponse>;
+                  readonly name: "Create";
+                  readonly path: "/containerd.task.v2.Task/Create";
+                  readonly requestType: "CreateTaskRequest";
+                  readonly responseType: "CreateTaskResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#start}.
+                 * @param error Error, if any
+                 * @param [response] StartResponse
+                 */
+                type StartCallback = (error: (Error|null), response?: containerd.task.v2.StartResponse) => void;
+
+                /** Calls Start. */
+                type Start = {
+                  (request: containerd.task.v2.IStartRequest, callback: containerd.task.v2.Task.StartCallback): void;
+                  (request: containerd.task.v2.IStartRequest): Promise<containerd.task.v2.StartResponse>;
+                  readonly name: "Start";
+                  readonly path: "/containerd.task.v2.Task/Start";
+                  readonly requestType: "StartRequest";
+                  readonly responseType: "StartResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#delete_}.
+                 * @param error Error, if any
+                 * @param [response] DeleteResponse
+                 */
+                type DeleteCallback = (error: (Error|null), response?: containerd.task.v2.DeleteResponse) => void;
+
+                /** Calls Delete. */
+                type Delete = {
+                  (request: containerd.task.v2.IDeleteRequest, callback: containerd.task.v2.Task.DeleteCallback): void;
+                  (request: containerd.task.v2.IDeleteRequest): Promise<containerd.task.v2.DeleteResponse>;
+                  readonly name: "Delete";
+                  readonly path: "/containerd.task.v2.Task/Delete";
+                  readonly requestType: "DeleteRequest";
+                  readonly responseType: "DeleteResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#pids}.
+                 * @param error Error, if any
+                 * @param [response] PidsResponse
+                 */
+                type PidsCallback = (error: (Error|null), response?: containerd.task.v2.PidsResponse) => void;
+
+                /** Calls Pids. */
+                type Pids = {
+                  (request: containerd.task.v2.IPidsRequest, callback: containerd.task.v2.Task.PidsCallback): void;
+                  (request: containerd.task.v2.IPidsRequest): Promise<containerd.task.v2.PidsResponse>;
+                  readonly name: "Pids";
+                  readonly path: "/containerd.task.v2.Task/Pids";
+                  readonly requestType: "PidsRequest";
+                  readonly responseType: "PidsResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#pause}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type PauseCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Pause. */
+                type Pause = {
+                  (request: containerd.task.v2.IPauseRequest, callback: containerd.task.v2.Task.PauseCallback): void;
+                  (request: containerd.task.v2.IPauseRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Pause";
+                  readonly path: "/containerd.task.v2.Task/Pause";
+                  readonly requestType: "PauseRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#resume}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ResumeCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Resume. */
+                type Resume = {
+                  (request: containerd.task.v2.IResumeRequest, callback: containerd.task.v2.Task.ResumeCallback): void;
+                  (request: containerd.task.v2.IResumeRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Resume";
+                  readonly path: "/containerd.task.v2.Task/Resume";
+                  readonly requestType: "ResumeRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#checkpoint}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type CheckpointCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Checkpoint. */
+                type Checkpoint = {
+                  (request: containerd.task.v2.ICheckpointTaskRequest, callback: containerd.task.v2.Task.CheckpointCallback): void;
+                  (request: containerd.task.v2.ICheckpointTaskRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Checkpoint";
+                  readonly path: "/containerd.task.v2.Task/Checkpoint";
+                  readonly requestType: "CheckpointTaskRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#kill}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type KillCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Kill. */
+                type Kill = {
+                  (request: containerd.task.v2.IKillRequest, callback: containerd.task.v2.Task.KillCallback): void;
+                  (request: containerd.task.v2.IKillRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Kill";
+                  readonly path: "/containerd.task.v2.Task/Kill";
+                  readonly requestType: "KillRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#exec}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ExecCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Exec. */
+                type Exec = {
+                  (request: containerd.task.v2.IExecProcessRequest, callback: containerd.task.v2.Task.ExecCallback): void;
+                  (request: containerd.task.v2.IExecProcessRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Exec";
+                  readonly path: "/containerd.task.v2.Task/Exec";
+                  readonly requestType: "ExecProcessRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#resizePty}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ResizePtyCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls ResizePty. */
+                type ResizePty = {
+                  (request: containerd.task.v2.IResizePtyRequest, callback: containerd.task.v2.Task.ResizePtyCallback): void;
+                  (request: containerd.task.v2.IResizePtyRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "ResizePty";
+                  readonly path: "/containerd.task.v2.Task/ResizePty";
+                  readonly requestType: "ResizePtyRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#closeIO}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type CloseIOCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls CloseIO. */
+                type CloseIO = {
+                  (request: containerd.task.v2.ICloseIORequest, callback: containerd.task.v2.Task.CloseIOCallback): void;
+                  (request: containerd.task.v2.ICloseIORequest): Promise<google.protobuf.Empty>;
+                  readonly name: "CloseIO";
+                  readonly path: "/containerd.task.v2.Task/CloseIO";
+                  readonly requestType: "CloseIORequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#update}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type UpdateCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Update. */
+                type Update = {
+                  (request: containerd.task.v2.IUpdateTaskRequest, callback: containerd.task.v2.Task.UpdateCallback): void;
+                  (request: containerd.task.v2.IUpdateTaskRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Update";
+                  readonly path: "/containerd.task.v2.Task/Update";
+                  readonly requestType: "UpdateTaskRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#wait}.
+                 * @param error Error, if any
+                 * @param [response] WaitResponse
+                 */
+                type WaitCallback = (error: (Error|null), response?: containerd.task.v2.WaitResponse) => void;
+
+                /** Calls Wait. */
+                type Wait = {
+                  (request: containerd.task.v2.IWaitRequest, callback: containerd.task.v2.Task.WaitCallback): void;
+                  (request: containerd.task.v2.IWaitRequest): Promise<containerd.task.v2.WaitResponse>;
+                  readonly name: "Wait";
+                  readonly path: "/containerd.task.v2.Task/Wait";
+                  readonly requestType: "WaitRequest";
+                  readonly responseType: "WaitResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#stats}.
+                 * @param error Error, if any
+                 * @param [response] StatsResponse
+                 */
+                type StatsCallback = (error: (Error|null), response?: containerd.task.v2.StatsResponse) => void;
+
+                /** Calls Stats. */
+                type Stats = {
+                  (request: containerd.task.v2.IStatsRequest, callback: containerd.task.v2.Task.StatsCallback): void;
+                  (request: containerd.task.v2.IStatsRequest): Promise<containerd.task.v2.StatsResponse>;
+                  readonly name: "Stats";
+                  readonly path: "/containerd.task.v2.Task/Stats";
+                  readonly requestType: "StatsRequest";
+                  readonly responseType: "StatsResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#connect}.
+                 * @param error Error, if any
+                 * @param [response] ConnectResponse
+                 */
+                type ConnectCallback = (error: (Error|null), response?: containerd.task.v2.ConnectResponse) => void;
+
+                /** Calls Connect. */
+                type Connect = {
+                  (request: containerd.task.v2.IConnectRequest, callback: containerd.task.v2.Task.ConnectCallback): void;
+                  (request: containerd.task.v2.IConnectRequest): Promise<containerd.task.v2.ConnectResponse>;
+                  readonly name: "Connect";
+                  readonly path: "/containerd.task.v2.Task/Connect";
+                  readonly requestType: "ConnectRequest";
+                  readonly responseType: "ConnectResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v2.Task#shutdown}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ShutdownCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Shutdown. */
+                type Shutdown = {
+                  (request: containerd.task.v2.IShutdownRequest, callback: containerd.task.v2.Task.ShutdownCallback): void;
+                  (request: containerd.task.v2.IShutdownRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Shutdown";
+                  readonly path: "/containerd.task.v2.Task/Shutdown";
+                  readonly requestType: "ShutdownRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+            }
+
+            /**
+             * Properties of a CreateTaskRequest.
+             * @deprecated Use containerd.task.v2.CreateTaskRequest.$Properties instead.
+             */
+            interface ICreateTaskRequest extends containerd.task.v2.CreateTaskRequest.$Properties {
+            }
+
+            /** Represents a CreateTaskRequest. */
+            class CreateTaskRequest {
+
+                /**
+                 * Constructs a new CreateTaskRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.CreateTaskRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CreateTaskRequest id. */
+                id: string;
+
+                /** CreateTaskRequest bundle. */
+                bundle: string;
+
+                /** CreateTaskRequest rootfs. */
+                rootfs: containerd.types.Mount.$Properties[];
+
+                /** CreateTaskRequest terminal. */
+                terminal: boolean;
+
+                /** CreateTaskRequest stdin. */
+                stdin: string;
+
+                /** CreateTaskRequest stdout. */
+                stdout: string;
+
+                /** CreateTaskRequest stderr. */
+                stderr: string;
+
+                /** CreateTaskRequest checkpoint. */
+                checkpoint: string;
+
+                /** CreateTaskRequest parentCheckpoint. */
+                parentCheckpoint: string;
+
+                /** CreateTaskRequest options. */
+                options?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new CreateTaskRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CreateTaskRequest instance
+                 */
+                static create(properties: containerd.task.v2.CreateTaskRequest.$Shape): containerd.task.v2.CreateTaskRequest & containerd.task.v2.CreateTaskRequest.$Shape;
+                static create(properties?: containerd.task.v2.CreateTaskRequest.$Properties): containerd.task.v2.CreateTaskRequest;
+
+                /**
+                 * Encodes the specified CreateTaskRequest message. Does not implicitly {@link containerd.task.v2.CreateTaskRequest.verify|verify} messages.
+                 * @param m CreateTaskRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.CreateTaskRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CreateTaskRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.CreateTaskRequest & containerd.task.v2.CreateTaskRequest.$Shape} CreateTaskRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.CreateTaskRequest & containerd.task.v2.CreateTaskRequest.$Shape;
+
+                /**
+                 * Gets the type url for CreateTaskRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CreateTaskRequest {
+
+                /** Properties of a CreateTaskRequest. */
+                interface $Properties {
+
+                    /** CreateTaskRequest id */
+                    id?: (string|null);
+
+                    /** CreateTaskRequest bundle */
+                    bundle?: (string|null);
+
+                    /** CreateTaskRequest rootfs */
+                    rootfs?: (containerd.types.Mount.$Properties[]|null);
+
+                    /** CreateTaskRequest terminal */
+                    terminal?: (boolean|null);
+
+                    /** CreateTaskRequest stdin */
+                    stdin?: (string|null);
+
+                    /** CreateTaskRequest stdout */
+                    stdout?: (string|null);
+
+                    /** CreateTaskRequest stderr */
+                    stderr?: (string|null);
+
+                    /** CreateTaskRequest checkpoint */
+                    checkpoint?: (string|null);
+
+                    /** CreateTaskRequest parentCheckpoint */
+                    parentCheckpoint?: (string|null);
+
+                    /** CreateTaskRequest options */
+                    options?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CreateTaskRequest. */
+                type $Shape = containerd.task.v2.CreateTaskRequest.$Properties;
+            }
+
+            /**
+             * Properties of a CreateTaskResponse.
+             * @deprecated Use containerd.task.v2.CreateTaskResponse.$Properties instead.
+             */
+            interface ICreateTaskResponse extends containerd.task.v2.CreateTaskResponse.$Properties {
+            }
+
+            /** Represents a CreateTaskResponse. */
+            class CreateTaskResponse {
+
+                /**
+                 * Constructs a new CreateTaskResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.CreateTaskResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CreateTaskResponse pid. */
+                pid: number;
+
+                /**
+                 * Creates a new CreateTaskResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CreateTaskResponse instance
+                 */
+                static create(properties: containerd.task.v2.CreateTaskResponse.$Shape): containerd.task.v2.CreateTaskResponse & containerd.task.v2.CreateTaskResponse.$Shape;
+                static create(properties?: containerd.task.v2.CreateTaskResponse.$Properties): containerd.task.v2.CreateTaskResponse;
+
+                /**
+                 * Encodes the specified CreateTaskResponse message. Does not implicitly {@link containerd.task.v2.CreateTaskResponse.verify|verify} messages.
+                 * @param m CreateTaskResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.CreateTaskResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CreateTaskResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.CreateTaskResponse & containerd.task.v2.CreateTaskResponse.$Shape} CreateTaskResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.CreateTaskResponse & containerd.task.v2.CreateTaskResponse.$Shape;
+
+                /**
+                 * Gets the type url for CreateTaskResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CreateTaskResponse {
+
+                /** Properties of a CreateTaskResponse. */
+                interface $Properties {
+
+                    /** CreateTaskResponse pid */
+                    pid?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CreateTaskResponse. */
+                type $Shape = containerd.task.v2.CreateTaskResponse.$Properties;
+            }
+
+            /**
+             * Properties of a DeleteRequest.
+             * @deprecated Use containerd.task.v2.DeleteRequest.$Properties instead.
+             */
+            interface IDeleteRequest extends containerd.task.v2.DeleteRequest.$Properties {
+            }
+
+            /** Represents a DeleteRequest. */
+            class DeleteRequest {
+
+                /**
+                 * Constructs a new DeleteRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.DeleteRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DeleteRequest id. */
+                id: string;
+
+                /** DeleteRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new DeleteRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DeleteRequest instance
+                 */
+                static create(properties: containerd.task.v2.DeleteRequest.$Shape): containerd.task.v2.DeleteRequest & containerd.task.v2.DeleteRequest.$Shape;
+                static create(properties?: containerd.task.v2.DeleteRequest.$Properties): containerd.task.v2.DeleteRequest;
+
+                /**
+                 * Encodes the specified DeleteRequest message. Does not implicitly {@link containerd.task.v2.DeleteRequest.verify|verify} messages.
+                 * @param m DeleteRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.DeleteRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DeleteRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.DeleteRequest & containerd.task.v2.DeleteRequest.$Shape} DeleteRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.DeleteRequest & containerd.task.v2.DeleteRequest.$Shape;
+
+                /**
+                 * Gets the type url for DeleteRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DeleteRequest {
+
+                /** Properties of a DeleteRequest. */
+                interface $Properties {
+
+                    /** DeleteRequest id */
+                    id?: (string|null);
+
+                    /** DeleteRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DeleteRequest. */
+                type $Shape = containerd.task.v2.DeleteRequest.$Properties;
+            }
+
+            /**
+             * Properties of a DeleteResponse.
+             * @deprecated Use containerd.task.v2.DeleteResponse.$Properties instead.
+             */
+            interface IDeleteResponse extends containerd.task.v2.DeleteResponse.$Properties {
+            }
+
+            /** Represents a DeleteResponse. */
+            class DeleteResponse {
+
+                /**
+                 * Constructs a new DeleteResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.DeleteResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DeleteResponse pid. */
+                pid: number;
+
+                /** DeleteResponse exitStatus. */
+                exitStatus: number;
+
+                /** DeleteResponse exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /**
+                 * Creates a new DeleteResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DeleteResponse instance
+                 */
+                static create(properties: containerd.task.v2.DeleteResponse.$Shape): containerd.task.v2.DeleteResponse & containerd.task.v2.DeleteResponse.$Shape;
+                static create(properties?: containerd.task.v2.DeleteResponse.$Properties): containerd.task.v2.DeleteResponse;
+
+                /**
+                 * Encodes the specified DeleteResponse message. Does not implicitly {@link containerd.task.v2.DeleteResponse.verify|verify} messages.
+                 * @param m DeleteResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.DeleteResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DeleteResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.DeleteResponse & containerd.task.v2.DeleteResponse.$Shape} DeleteResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.DeleteResponse & containerd.task.v2.DeleteResponse.$Shape;
+
+                /**
+                 * Gets the type url for DeleteResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DeleteResponse {
+
+                /** Properties of a DeleteResponse. */
+                interface $Properties {
+
+                    /** DeleteResponse pid */
+                    pid?: (number|null);
+
+                    /** DeleteResponse exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** DeleteResponse exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DeleteResponse. */
+                type $Shape = containerd.task.v2.DeleteResponse.$Properties;
+            }
+
+            /**
+             * Properties of an ExecProcessRequest.
+             * @deprecated Use containerd.task.v2.ExecProcessRequest.$Properties instead.
+             */
+            interface IExecProcessRequest extends containerd.task.v2.ExecProcessRequest.$Properties {
+            }
+
+            /** Represents an ExecProcessRequest. */
+            class ExecProcessRequest {
+
+                /**
+                 * Constructs a new ExecProcessRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ExecProcessRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ExecProcessRequest id. */
+                id: string;
+
+                /** ExecProcessRequest execId. */
+                execId: string;
+
+                /** ExecProcessRequest terminal. */
+                terminal: boolean;
+
+                /** ExecProcessRequest stdin. */
+                stdin: string;
+
+                /** ExecProcessRequest stdout. */
+                stdout: string;
+
+                /** ExecProcessRequest stderr. */
+                stderr: string;
+
+                /** ExecProcessRequest spec. */
+                spec?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new ExecProcessRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ExecProcessRequest instance
+                 */
+                static create(properties: containerd.task.v2.ExecProcessRequest.$Shape): containerd.task.v2.ExecProcessRequest & containerd.task.v2.ExecProcessRequest.$Shape;
+                static create(properties?: containerd.task.v2.ExecProcessRequest.$Properties): containerd.task.v2.ExecProcessRequest;
+
+                /**
+                 * Encodes the specified ExecProcessRequest message. Does not implicitly {@link containerd.task.v2.ExecProcessRequest.verify|verify} messages.
+                 * @param m ExecProcessRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ExecProcessRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ExecProcessRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ExecProcessRequest & containerd.task.v2.ExecProcessRequest.$Shape} ExecProcessRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ExecProcessRequest & containerd.task.v2.ExecProcessRequest.$Shape;
+
+                /**
+                 * Gets the type url for ExecProcessRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExecProcessRequest {
+
+                /** Properties of an ExecProcessRequest. */
+                interface $Properties {
+
+                    /** ExecProcessRequest id */
+                    id?: (string|null);
+
+                    /** ExecProcessRequest execId */
+                    execId?: (string|null);
+
+                    /** ExecProcessRequest terminal */
+                    terminal?: (boolean|null);
+
+                    /** ExecProcessRequest stdin */
+                    stdin?: (string|null);
+
+                    /** ExecProcessRequest stdout */
+                    stdout?: (string|null);
+
+                    /** ExecProcessRequest stderr */
+                    stderr?: (string|null);
+
+                    /** ExecProcessRequest spec */
+                    spec?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ExecProcessRequest. */
+                type $Shape = containerd.task.v2.ExecProcessRequest.$Properties;
+            }
+
+            /**
+             * Properties of an ExecProcessResponse.
+             * @deprecated Use containerd.task.v2.ExecProcessResponse.$Properties instead.
+             */
+            interface IExecProcessResponse extends containerd.task.v2.ExecProcessResponse.$Properties {
+            }
+
+            /** Represents an ExecProcessResponse. */
+            class ExecProcessResponse {
+
+                /**
+                 * Constructs a new ExecProcessResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ExecProcessResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /**
+                 * Creates a new ExecProcessResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ExecProcessResponse instance
+                 */
+                static create(properties: containerd.task.v2.ExecProcessResponse.$Shape): containerd.task.v2.ExecProcessResponse & containerd.task.v2.ExecProcessResponse.$Shape;
+                static create(properties?: containerd.task.v2.ExecProcessResponse.$Properties): containerd.task.v2.ExecProcessResponse;
+
+                /**
+                 * Encodes the specified ExecProcessResponse message. Does not implicitly {@link containerd.task.v2.ExecProcessResponse.verify|verify} messages.
+                 * @param m ExecProcessResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ExecProcessResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ExecProcessResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ExecProcessResponse & containerd.task.v2.ExecProcessResponse.$Shape} ExecProcessResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ExecProcessResponse & containerd.task.v2.ExecProcessResponse.$Shape;
+
+                /**
+                 * Gets the type url for ExecProcessResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExecProcessResponse {
+
+                /** Properties of an ExecProcessResponse. */
+                interface $Properties {
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ExecProcessResponse. */
+                type $Shape = containerd.task.v2.ExecProcessResponse.$Properties;
+            }
+
+            /**
+             * Properties of a ResizePtyRequest.
+             * @deprecated Use containerd.task.v2.ResizePtyRequest.$Properties instead.
+             */
+            interface IResizePtyRequest extends containerd.task.v2.ResizePtyRequest.$Properties {
+            }
+
+            /** Represents a ResizePtyRequest. */
+            class ResizePtyRequest {
+
+                /**
+                 * Constructs a new ResizePtyRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ResizePtyRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ResizePtyRequest id. */
+                id: string;
+
+                /** ResizePtyRequest execId. */
+                execId: string;
+
+                /** ResizePtyRequest width. */
+                width: number;
+
+                /** ResizePtyRequest height. */
+                height: number;
+
+                /**
+                 * Creates a new ResizePtyRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ResizePtyRequest instance
+                 */
+                static create(properties: containerd.task.v2.ResizePtyRequest.$Shape): containerd.task.v2.ResizePtyRequest & containerd.task.v2.ResizePtyRequest.$Shape;
+                static create(properties?: containerd.task.v2.ResizePtyRequest.$Properties): containerd.task.v2.ResizePtyRequest;
+
+                /**
+                 * Encodes the specified ResizePtyRequest message. Does not implicitly {@link containerd.task.v2.ResizePtyRequest.verify|verify} messages.
+                 * @param m ResizePtyRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ResizePtyRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ResizePtyRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ResizePtyRequest & containerd.task.v2.ResizePtyRequest.$Shape} ResizePtyRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ResizePtyRequest & containerd.task.v2.ResizePtyRequest.$Shape;
+
+                /**
+                 * Gets the type url for ResizePtyRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ResizePtyRequest {
+
+                /** Properties of a ResizePtyRequest. */
+                interface $Properties {
+
+                    /** ResizePtyRequest id */
+                    id?: (string|null);
+
+                    /** ResizePtyRequest execId */
+                    execId?: (string|null);
+
+                    /** ResizePtyRequest width */
+                    width?: (number|null);
+
+                    /** ResizePtyRequest height */
+                    height?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ResizePtyRequest. */
+                type $Shape = containerd.task.v2.ResizePtyRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StateRequest.
+             * @deprecated Use containerd.task.v2.StateRequest.$Properties instead.
+             */
+            interface IStateRequest extends containerd.task.v2.StateRequest.$Properties {
+            }
+
+            /** Represents a StateRequest. */
+            class StateRequest {
+
+                /**
+                 * Constructs a new StateRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.StateRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StateRequest id. */
+                id: string;
+
+                /** StateRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new StateRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StateRequest instance
+                 */
+                static create(properties: containerd.task.v2.StateRequest.$Shape): containerd.task.v2.StateRequest & containerd.task.v2.StateRequest.$Shape;
+                static create(properties?: containerd.task.v2.StateRequest.$Properties): containerd.task.v2.StateRequest;
+
+                /**
+                 * Encodes the specified StateRequest message. Does not implicitly {@link containerd.task.v2.StateRequest.verify|verify} messages.
+                 * @param m StateRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.StateRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StateRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.StateRequest & containerd.task.v2.StateRequest.$Shape} StateRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.StateRequest & containerd.task.v2.StateRequest.$Shape;
+
+                /**
+                 * Gets the type url for StateRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StateRequest {
+
+                /** Properties of a StateRequest. */
+                interface $Properties {
+
+                    /** StateRequest id */
+                    id?: (string|null);
+
+                    /** StateRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StateRequest. */
+                type $Shape = containerd.task.v2.StateRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StateResponse.
+             * @deprecated Use containerd.task.v2.StateResponse.$Properties instead.
+             */
+            interface IStateResponse extends containerd.task.v2.StateResponse.$Properties {
+            }
+
+            /** Represents a StateResponse. */
+            class StateResponse {
+
+                /**
+                 * Constructs a new StateResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.StateResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StateResponse id. */
+                id: string;
+
+                /** StateResponse bundle. */
+                bundle: string;
+
+                /** StateResponse pid. */
+                pid: number;
+
+                /** StateResponse status. */
+                status: containerd.v1.types.Status;
+
+                /** StateResponse stdin. */
+                stdin: string;
+
+                /** StateResponse stdout. */
+                stdout: string;
+
+                /** StateResponse stderr. */
+                stderr: string;
+
+                /** StateResponse terminal. */
+                terminal: boolean;
+
+                /** StateResponse exitStatus. */
+                exitStatus: number;
+
+                /** StateResponse exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /** StateResponse execId. */
+                execId: string;
+
+                /**
+                 * Creates a new StateResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StateResponse instance
+                 */
+                static create(properties: containerd.task.v2.StateResponse.$Shape): containerd.task.v2.StateResponse & containerd.task.v2.StateResponse.$Shape;
+                static create(properties?: containerd.task.v2.StateResponse.$Properties): containerd.task.v2.StateResponse;
+
+                /**
+                 * Encodes the specified StateResponse message. Does not implicitly {@link containerd.task.v2.StateResponse.verify|verify} messages.
+                 * @param m StateResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.StateResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StateResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.StateResponse & containerd.task.v2.StateResponse.$Shape} StateResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.StateResponse & containerd.task.v2.StateResponse.$Shape;
+
+                /**
+                 * Gets the type url for StateResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StateResponse {
+
+                /** Properties of a StateResponse. */
+                interface $Properties {
+
+                    /** StateResponse id */
+                    id?: (string|null);
+
+                    /** StateResponse bundle */
+                    bundle?: (string|null);
+
+                    /** StateResponse pid */
+                    pid?: (number|null);
+
+                    /** StateResponse status */
+                    status?: (containerd.v1.types.Status|null);
+
+                    /** StateResponse stdin */
+                    stdin?: (string|null);
+
+                    /** StateResponse stdout */
+                    stdout?: (string|null);
+
+                    /** StateResponse stderr */
+                    stderr?: (string|null);
+
+                    /** StateResponse terminal */
+                    terminal?: (boolean|null);
+
+                    /** StateResponse exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** StateResponse exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** StateResponse execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StateResponse. */
+                type $Shape = containerd.task.v2.StateResponse.$Properties;
+            }
+
+            /**
+             * Properties of a KillRequest.
+             * @deprecated Use containerd.task.v2.KillRequest.$Properties instead.
+             */
+            interface IKillRequest extends containerd.task.v2.KillRequest.$Properties {
+            }
+
+            /** Represents a KillRequest. */
+            class KillRequest {
+
+                /**
+                 * Constructs a new KillRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.KillRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** KillRequest id. */
+                id: string;
+
+                /** KillRequest execId. */
+                execId: string;
+
+                /** KillRequest signal. */
+                signal: number;
+
+                /** KillRequest all. */
+                all: boolean;
+
+                /**
+                 * Creates a new KillRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns KillRequest instance
+                 */
+                static create(properties: containerd.task.v2.KillRequest.$Shape): containerd.task.v2.KillRequest & containerd.task.v2.KillRequest.$Shape;
+                static create(properties?: containerd.task.v2.KillRequest.$Properties): containerd.task.v2.KillRequest;
+
+                /**
+                 * Encodes the specified KillRequest message. Does not implicitly {@link containerd.task.v2.KillRequest.verify|verify} messages.
+                 * @param m KillRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.KillRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a KillRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.KillRequest & containerd.task.v2.KillRequest.$Shape} KillRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.KillRequest & containerd.task.v2.KillRequest.$Shape;
+
+                /**
+                 * Gets the type url for KillRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace KillRequest {
+
+                /** Properties of a KillRequest. */
+                interface $Properties {
+
+                    /** KillRequest id */
+                    id?: (string|null);
+
+                    /** KillRequest execId */
+                    execId?: (string|null);
+
+                    /** KillRequest signal */
+                    signal?: (number|null);
+
+                    /** KillRequest all */
+                    all?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a KillRequest. */
+                type $Shape = containerd.task.v2.KillRequest.$Properties;
+            }
+
+            /**
+             * Properties of a CloseIORequest.
+             * @deprecated Use containerd.task.v2.CloseIORequest.$Properties instead.
+             */
+            interface ICloseIORequest extends containerd.task.v2.CloseIORequest.$Properties {
+            }
+
+            /** Represents a CloseIORequest. */
+            class CloseIORequest {
+
+                /**
+                 * Constructs a new CloseIORequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.CloseIORequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CloseIORequest id. */
+                id: string;
+
+                /** CloseIORequest execId. */
+                execId: string;
+
+                /** CloseIORequest stdin. */
+                stdin: boolean;
+
+                /**
+                 * Creates a new CloseIORequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CloseIORequest instance
+                 */
+                static create(properties: containerd.task.v2.CloseIORequest.$Shape): containerd.task.v2.CloseIORequest & containerd.task.v2.CloseIORequest.$Shape;
+                static create(properties?: containerd.task.v2.CloseIORequest.$Properties): containerd.task.v2.CloseIORequest;
+
+                /**
+                 * Encodes the specified CloseIORequest message. Does not implicitly {@link containerd.task.v2.CloseIORequest.verify|verify} messages.
+                 * @param m CloseIORequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.CloseIORequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CloseIORequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.CloseIORequest & containerd.task.v2.CloseIORequest.$Shape} CloseIORequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.CloseIORequest & containerd.task.v2.CloseIORequest.$Shape;
+
+                /**
+                 * Gets the type url for CloseIORequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CloseIORequest {
+
+                /** Properties of a CloseIORequest. */
+                interface $Properties {
+
+                    /** CloseIORequest id */
+                    id?: (string|null);
+
+                    /** CloseIORequest execId */
+                    execId?: (string|null);
+
+                    /** CloseIORequest stdin */
+                    stdin?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CloseIORequest. */
+                type $Shape = containerd.task.v2.CloseIORequest.$Properties;
+            }
+
+            /**
+             * Properties of a PidsRequest.
+             * @deprecated Use containerd.task.v2.PidsRequest.$Properties instead.
+             */
+            interface IPidsRequest extends containerd.task.v2.PidsRequest.$Properties {
+            }
+
+            /** Represents a PidsRequest. */
+            class PidsRequest {
+
+                /**
+                 * Constructs a new PidsRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.PidsRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** PidsRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new PidsRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns PidsRequest instance
+                 */
+                static create(properties: containerd.task.v2.PidsRequest.$Shape): containerd.task.v2.PidsRequest & containerd.task.v2.PidsRequest.$Shape;
+                static create(properties?: containerd.task.v2.PidsRequest.$Properties): containerd.task.v2.PidsRequest;
+
+                /**
+                 * Encodes the specified PidsRequest message. Does not implicitly {@link containerd.task.v2.PidsRequest.verify|verify} messages.
+                 * @param m PidsRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.PidsRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a PidsRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.PidsRequest & containerd.task.v2.PidsRequest.$Shape} PidsRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.PidsRequest & containerd.task.v2.PidsRequest.$Shape;
+
+                /**
+                 * Gets the type url for PidsRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PidsRequest {
+
+                /** Properties of a PidsRequest. */
+                interface $Properties {
+
+                    /** PidsRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a PidsRequest. */
+                type $Shape = containerd.task.v2.PidsRequest.$Properties;
+            }
+
+            /**
+             * Properties of a PidsResponse.
+             * @deprecated Use containerd.task.v2.PidsResponse.$Properties instead.
+             */
+            interface IPidsResponse extends containerd.task.v2.PidsResponse.$Properties {
+            }
+
+            /** Represents a PidsResponse. */
+            class PidsResponse {
+
+                /**
+                 * Constructs a new PidsResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.PidsResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** PidsResponse processes. */
+                processes: containerd.v1.types.ProcessInfo.$Properties[];
+
+                /**
+                 * Creates a new PidsResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns PidsResponse instance
+                 */
+                static create(properties: containerd.task.v2.PidsResponse.$Shape): containerd.task.v2.PidsResponse & containerd.task.v2.PidsResponse.$Shape;
+                static create(properties?: containerd.task.v2.PidsResponse.$Properties): containerd.task.v2.PidsResponse;
+
+                /**
+                 * Encodes the specified PidsResponse message. Does not implicitly {@link containerd.task.v2.PidsResponse.verify|verify} messages.
+                 * @param m PidsResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.PidsResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a PidsResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.PidsResponse & containerd.task.v2.PidsResponse.$Shape} PidsResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.PidsResponse & containerd.task.v2.PidsResponse.$Shape;
+
+                /**
+                 * Gets the type url for PidsResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PidsResponse {
+
+                /** Properties of a PidsResponse. */
+                interface $Properties {
+
+                    /** PidsResponse processes */
+                    processes?: (containerd.v1.types.ProcessInfo.$Properties[]|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a PidsResponse. */
+                type $Shape = containerd.task.v2.PidsResponse.$Properties;
+            }
+
+            /**
+             * Properties of a CheckpointTaskRequest.
+             * @deprecated Use containerd.task.v2.CheckpointTaskRequest.$Properties instead.
+             */
+            interface ICheckpointTaskRequest extends containerd.task.v2.CheckpointTaskRequest.$Properties {
+            }
+
+            /** Represents a CheckpointTaskRequest. */
+            class CheckpointTaskRequest {
+
+                /**
+                 * Constructs a new CheckpointTaskRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.CheckpointTaskRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CheckpointTaskRequest id. */
+                id: string;
+
+                /** CheckpointTaskRequest path. */
+                path: string;
+
+                /** CheckpointTaskRequest options. */
+                options?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new CheckpointTaskRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CheckpointTaskRequest instance
+                 */
+                static create(properties: containerd.task.v2.CheckpointTaskRequest.$Shape): containerd.task.v2.CheckpointTaskRequest & containerd.task.v2.CheckpointTaskRequest.$Shape;
+                static create(properties?: containerd.task.v2.CheckpointTaskRequest.$Properties): containerd.task.v2.CheckpointTaskRequest;
+
+                /**
+                 * Encodes the specified CheckpointTaskRequest message. Does not implicitly {@link containerd.task.v2.CheckpointTaskRequest.verify|verify} messages.
+                 * @param m CheckpointTaskRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.CheckpointTaskRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CheckpointTaskRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.CheckpointTaskRequest & containerd.task.v2.CheckpointTaskRequest.$Shape} CheckpointTaskRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.CheckpointTaskRequest & containerd.task.v2.CheckpointTaskRequest.$Shape;
+
+                /**
+                 * Gets the type url for CheckpointTaskRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CheckpointTaskRequest {
+
+                /** Properties of a CheckpointTaskRequest. */
+                interface $Properties {
+
+                    /** CheckpointTaskRequest id */
+                    id?: (string|null);
+
+                    /** CheckpointTaskRequest path */
+                    path?: (string|null);
+
+                    /** CheckpointTaskRequest options */
+                    options?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CheckpointTaskRequest. */
+                type $Shape = containerd.task.v2.CheckpointTaskRequest.$Properties;
+            }
+
+            /**
+             * Properties of an UpdateTaskRequest.
+             * @deprecated Use containerd.task.v2.UpdateTaskRequest.$Properties instead.
+             */
+            interface IUpdateTaskRequest extends containerd.task.v2.UpdateTaskRequest.$Properties {
+            }
+
+            /** Represents an UpdateTaskRequest. */
+            class UpdateTaskRequest {
+
+                /**
+                 * Constructs a new UpdateTaskRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.UpdateTaskRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** UpdateTaskRequest id. */
+                id: string;
+
+                /** UpdateTaskRequest resources. */
+                resources?: (google.protobuf.Any.$Properties|null);
+
+                /** UpdateTaskRequest annotations. */
+                annotations: { [k: string]: string };
+
+                /**
+                 * Creates a new UpdateTaskRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns UpdateTaskRequest instance
+                 */
+                static create(properties: containerd.task.v2.UpdateTaskRequest.$Shape): containerd.task.v2.UpdateTaskRequest & containerd.task.v2.UpdateTaskRequest.$Shape;
+                static create(properties?: containerd.task.v2.UpdateTaskRequest.$Properties): containerd.task.v2.UpdateTaskRequest;
+
+                /**
+                 * Encodes the specified UpdateTaskRequest message. Does not implicitly {@link containerd.task.v2.UpdateTaskRequest.verify|verify} messages.
+                 * @param m UpdateTaskRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.UpdateTaskRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an UpdateTaskRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.UpdateTaskRequest & containerd.task.v2.UpdateTaskRequest.$Shape} UpdateTaskRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.UpdateTaskRequest & containerd.task.v2.UpdateTaskRequest.$Shape;
+
+                /**
+                 * Gets the type url for UpdateTaskRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace UpdateTaskRequest {
+
+                /** Properties of an UpdateTaskRequest. */
+                interface $Properties {
+
+                    /** UpdateTaskRequest id */
+                    id?: (string|null);
+
+                    /** UpdateTaskRequest resources */
+                    resources?: (google.protobuf.Any.$Properties|null);
+
+                    /** UpdateTaskRequest annotations */
+                    annotations?: ({ [k: string]: string }|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an UpdateTaskRequest. */
+                type $Shape = containerd.task.v2.UpdateTaskRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StartRequest.
+             * @deprecated Use containerd.task.v2.StartRequest.$Properties instead.
+             */
+            interface IStartRequest extends containerd.task.v2.StartRequest.$Properties {
+            }
+
+            /** Represents a StartRequest. */
+            class StartRequest {
+
+                /**
+                 * Constructs a new StartRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.StartRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StartRequest id. */
+                id: string;
+
+                /** StartRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new StartRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StartRequest instance
+                 */
+                static create(properties: containerd.task.v2.StartRequest.$Shape): containerd.task.v2.StartRequest & containerd.task.v2.StartRequest.$Shape;
+                static create(properties?: containerd.task.v2.StartRequest.$Properties): containerd.task.v2.StartRequest;
+
+                /**
+                 * Encodes the specified StartRequest message. Does not implicitly {@link containerd.task.v2.StartRequest.verify|verify} messages.
+                 * @param m StartRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.StartRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StartRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.StartRequest & containerd.task.v2.StartRequest.$Shape} StartRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.StartRequest & containerd.task.v2.StartRequest.$Shape;
+
+                /**
+                 * Gets the type url for StartRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StartRequest {
+
+                /** Properties of a StartRequest. */
+                interface $Properties {
+
+                    /** StartRequest id */
+                    id?: (string|null);
+
+                    /** StartRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StartRequest. */
+                type $Shape = containerd.task.v2.StartRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StartResponse.
+             * @deprecated Use containerd.task.v2.StartResponse.$Properties instead.
+             */
+            interface IStartResponse extends containerd.task.v2.StartResponse.$Properties {
+            }
+
+            /** Represents a StartResponse. */
+            class StartResponse {
+
+                /**
+                 * Constructs a new StartResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.StartResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StartResponse pid. */
+                pid: number;
+
+                /**
+                 * Creates a new StartResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StartResponse instance
+                 */
+                static create(properties: containerd.task.v2.StartResponse.$Shape): containerd.task.v2.StartResponse & containerd.task.v2.StartResponse.$Shape;
+                static create(properties?: containerd.task.v2.StartResponse.$Properties): containerd.task.v2.StartResponse;
+
+                /**
+                 * Encodes the specified StartResponse message. Does not implicitly {@link containerd.task.v2.StartResponse.verify|verify} messages.
+                 * @param m StartResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.StartResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StartResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.StartResponse & containerd.task.v2.StartResponse.$Shape} StartResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.StartResponse & containerd.task.v2.StartResponse.$Shape;
+
+                /**
+                 * Gets the type url for StartResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StartResponse {
+
+                /** Properties of a StartResponse. */
+                interface $Properties {
+
+                    /** StartResponse pid */
+                    pid?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StartResponse. */
+                type $Shape = containerd.task.v2.StartResponse.$Properties;
+            }
+
+            /**
+             * Properties of a WaitRequest.
+             * @deprecated Use containerd.task.v2.WaitRequest.$Properties instead.
+             */
+            interface IWaitRequest extends containerd.task.v2.WaitRequest.$Properties {
+            }
+
+            /** Represents a WaitRequest. */
+            class WaitRequest {
+
+                /**
+                 * Constructs a new WaitRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.WaitRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** WaitRequest id. */
+                id: string;
+
+                /** WaitRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new WaitRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns WaitRequest instance
+                 */
+                static create(properties: containerd.task.v2.WaitRequest.$Shape): containerd.task.v2.WaitRequest & containerd.task.v2.WaitRequest.$Shape;
+                static create(properties?: containerd.task.v2.WaitRequest.$Properties): containerd.task.v2.WaitRequest;
+
+                /**
+                 * Encodes the specified WaitRequest message. Does not implicitly {@link containerd.task.v2.WaitRequest.verify|verify} messages.
+                 * @param m WaitRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.WaitRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a WaitRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.WaitRequest & containerd.task.v2.WaitRequest.$Shape} WaitRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.WaitRequest & containerd.task.v2.WaitRequest.$Shape;
+
+                /**
+                 * Gets the type url for WaitRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace WaitRequest {
+
+                /** Properties of a WaitRequest. */
+                interface $Properties {
+
+                    /** WaitRequest id */
+                    id?: (string|null);
+
+                    /** WaitRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a WaitRequest. */
+                type $Shape = containerd.task.v2.WaitRequest.$Properties;
+            }
+
+            /**
+             * Properties of a WaitResponse.
+             * @deprecated Use containerd.task.v2.WaitResponse.$Properties instead.
+             */
+            interface IWaitResponse extends containerd.task.v2.WaitResponse.$Properties {
+            }
+
+            /** Represents a WaitResponse. */
+            class WaitResponse {
+
+                /**
+                 * Constructs a new WaitResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.WaitResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** WaitResponse exitStatus. */
+                exitStatus: number;
+
+                /** WaitResponse exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /**
+                 * Creates a new WaitResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns WaitResponse instance
+                 */
+                static create(properties: containerd.task.v2.WaitResponse.$Shape): containerd.task.v2.WaitResponse & containerd.task.v2.WaitResponse.$Shape;
+                static create(properties?: containerd.task.v2.WaitResponse.$Properties): containerd.task.v2.WaitResponse;
+
+                /**
+                 * Encodes the specified WaitResponse message. Does not implicitly {@link containerd.task.v2.WaitResponse.verify|verify} messages.
+                 * @param m WaitResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.WaitResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a WaitResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.WaitResponse & containerd.task.v2.WaitResponse.$Shape} WaitResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.WaitResponse & containerd.task.v2.WaitResponse.$Shape;
+
+                /**
+                 * Gets the type url for WaitResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace WaitResponse {
+
+                /** Properties of a WaitResponse. */
+                interface $Properties {
+
+                    /** WaitResponse exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** WaitResponse exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a WaitResponse. */
+                type $Shape = containerd.task.v2.WaitResponse.$Properties;
+            }
+
+            /**
+             * Properties of a StatsRequest.
+             * @deprecated Use containerd.task.v2.StatsRequest.$Properties instead.
+             */
+            interface IStatsRequest extends containerd.task.v2.StatsRequest.$Properties {
+            }
+
+            /** Represents a StatsRequest. */
+            class StatsRequest {
+
+                /**
+                 * Constructs a new StatsRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.StatsRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StatsRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new StatsRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StatsRequest instance
+                 */
+                static create(properties: containerd.task.v2.StatsRequest.$Shape): containerd.task.v2.StatsRequest & containerd.task.v2.StatsRequest.$Shape;
+                static create(properties?: containerd.task.v2.StatsRequest.$Properties): containerd.task.v2.StatsRequest;
+
+                /**
+                 * Encodes the specified StatsRequest message. Does not implicitly {@link containerd.task.v2.StatsRequest.verify|verify} messages.
+                 * @param m StatsRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.StatsRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StatsRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.StatsRequest & containerd.task.v2.StatsRequest.$Shape} StatsRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.StatsRequest & containerd.task.v2.StatsRequest.$Shape;
+
+                /**
+                 * Gets the type url for StatsRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StatsRequest {
+
+                /** Properties of a StatsRequest. */
+                interface $Properties {
+
+                    /** StatsRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StatsRequest. */
+                type $Shape = containerd.task.v2.StatsRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StatsResponse.
+             * @deprecated Use containerd.task.v2.StatsResponse.$Properties instead.
+             */
+            interface IStatsResponse extends containerd.task.v2.StatsResponse.$Properties {
+            }
+
+            /** Represents a StatsResponse. */
+            class StatsResponse {
+
+                /**
+                 * Constructs a new StatsResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.StatsResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StatsResponse stats. */
+                stats?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new StatsResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StatsResponse instance
+                 */
+                static create(properties: containerd.task.v2.StatsResponse.$Shape): containerd.task.v2.StatsResponse & containerd.task.v2.StatsResponse.$Shape;
+                static create(properties?: containerd.task.v2.StatsResponse.$Properties): containerd.task.v2.StatsResponse;
+
+                /**
+                 * Encodes the specified StatsResponse message. Does not implicitly {@link containerd.task.v2.StatsResponse.verify|verify} messages.
+                 * @param m StatsResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.StatsResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StatsResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.StatsResponse & containerd.task.v2.StatsResponse.$Shape} StatsResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.StatsResponse & containerd.task.v2.StatsResponse.$Shape;
+
+                /**
+                 * Gets the type url for StatsResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StatsResponse {
+
+                /** Properties of a StatsResponse. */
+                interface $Properties {
+
+                    /** StatsResponse stats */
+                    stats?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StatsResponse. */
+                type $Shape = containerd.task.v2.StatsResponse.$Properties;
+            }
+
+            /**
+             * Properties of a ConnectRequest.
+             * @deprecated Use containerd.task.v2.ConnectRequest.$Properties instead.
+             */
+            interface IConnectRequest extends containerd.task.v2.ConnectRequest.$Properties {
+            }
+
+            /** Represents a ConnectRequest. */
+            class ConnectRequest {
+
+                /**
+                 * Constructs a new ConnectRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ConnectRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ConnectRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new ConnectRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ConnectRequest instance
+                 */
+                static create(properties: containerd.task.v2.ConnectRequest.$Shape): containerd.task.v2.ConnectRequest & containerd.task.v2.ConnectRequest.$Shape;
+                static create(properties?: containerd.task.v2.ConnectRequest.$Properties): containerd.task.v2.ConnectRequest;
+
+                /**
+                 * Encodes the specified ConnectRequest message. Does not implicitly {@link containerd.task.v2.ConnectRequest.verify|verify} messages.
+                 * @param m ConnectRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ConnectRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ConnectRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ConnectRequest & containerd.task.v2.ConnectRequest.$Shape} ConnectRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ConnectRequest & containerd.task.v2.ConnectRequest.$Shape;
+
+                /**
+                 * Gets the type url for ConnectRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ConnectRequest {
+
+                /** Properties of a ConnectRequest. */
+                interface $Properties {
+
+                    /** ConnectRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ConnectRequest. */
+                type $Shape = containerd.task.v2.ConnectRequest.$Properties;
+            }
+
+            /**
+             * Properties of a ConnectResponse.
+             * @deprecated Use containerd.task.v2.ConnectResponse.$Properties instead.
+             */
+            interface IConnectResponse extends containerd.task.v2.ConnectResponse.$Properties {
+            }
+
+            /** Represents a ConnectResponse. */
+            class ConnectResponse {
+
+                /**
+                 * Constructs a new ConnectResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ConnectResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ConnectResponse shimPid. */
+                shimPid: number;
+
+                /** ConnectResponse taskPid. */
+                taskPid: number;
+
+                /** ConnectResponse version. */
+                version: string;
+
+                /**
+                 * Creates a new ConnectResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ConnectResponse instance
+                 */
+                static create(properties: containerd.task.v2.ConnectResponse.$Shape): containerd.task.v2.ConnectResponse & containerd.task.v2.ConnectResponse.$Shape;
+                static create(properties?: containerd.task.v2.ConnectResponse.$Properties): containerd.task.v2.ConnectResponse;
+
+                /**
+                 * Encodes the specified ConnectResponse message. Does not implicitly {@link containerd.task.v2.ConnectResponse.verify|verify} messages.
+                 * @param m ConnectResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ConnectResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ConnectResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ConnectResponse & containerd.task.v2.ConnectResponse.$Shape} ConnectResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ConnectResponse & containerd.task.v2.ConnectResponse.$Shape;
+
+                /**
+                 * Gets the type url for ConnectResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ConnectResponse {
+
+                /** Properties of a ConnectResponse. */
+                interface $Properties {
+
+                    /** ConnectResponse shimPid */
+                    shimPid?: (number|null);
+
+                    /** ConnectResponse taskPid */
+                    taskPid?: (number|null);
+
+                    /** ConnectResponse version */
+                    version?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ConnectResponse. */
+                type $Shape = containerd.task.v2.ConnectResponse.$Properties;
+            }
+
+            /**
+             * Properties of a ShutdownRequest.
+             * @deprecated Use containerd.task.v2.ShutdownRequest.$Properties instead.
+             */
+            interface IShutdownRequest extends containerd.task.v2.ShutdownRequest.$Properties {
+            }
+
+            /** Represents a ShutdownRequest. */
+            class ShutdownRequest {
+
+                /**
+                 * Constructs a new ShutdownRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ShutdownRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ShutdownRequest id. */
+                id: string;
+
+                /** ShutdownRequest now. */
+                now: boolean;
+
+                /**
+                 * Creates a new ShutdownRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ShutdownRequest instance
+                 */
+                static create(properties: containerd.task.v2.ShutdownRequest.$Shape): containerd.task.v2.ShutdownRequest & containerd.task.v2.ShutdownRequest.$Shape;
+                static create(properties?: containerd.task.v2.ShutdownRequest.$Properties): containerd.task.v2.ShutdownRequest;
+
+                /**
+                 * Encodes the specified ShutdownRequest message. Does not implicitly {@link containerd.task.v2.ShutdownRequest.verify|verify} messages.
+                 * @param m ShutdownRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ShutdownRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ShutdownRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ShutdownRequest & containerd.task.v2.ShutdownRequest.$Shape} ShutdownRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ShutdownRequest & containerd.task.v2.ShutdownRequest.$Shape;
+
+                /**
+                 * Gets the type url for ShutdownRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ShutdownRequest {
+
+                /** Properties of a ShutdownRequest. */
+                interface $Properties {
+
+                    /** ShutdownRequest id */
+                    id?: (string|null);
+
+                    /** ShutdownRequest now */
+                    now?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ShutdownRequest. */
+                type $Shape = containerd.task.v2.ShutdownRequest.$Properties;
+            }
+
+            /**
+             * Properties of a PauseRequest.
+             * @deprecated Use containerd.task.v2.PauseRequest.$Properties instead.
+             */
+            interface IPauseRequest extends containerd.task.v2.PauseRequest.$Properties {
+            }
+
+            /** Represents a PauseRequest. */
+            class PauseRequest {
+
+                /**
+                 * Constructs a new PauseRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.PauseRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** PauseRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new PauseRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns PauseRequest instance
+                 */
+                static create(properties: containerd.task.v2.PauseRequest.$Shape): containerd.task.v2.PauseRequest & containerd.task.v2.PauseRequest.$Shape;
+                static create(properties?: containerd.task.v2.PauseRequest.$Properties): containerd.task.v2.PauseRequest;
+
+                /**
+                 * Encodes the specified PauseRequest message. Does not implicitly {@link containerd.task.v2.PauseRequest.verify|verify} messages.
+                 * @param m PauseRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.PauseRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a PauseRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.PauseRequest & containerd.task.v2.PauseRequest.$Shape} PauseRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.PauseRequest & containerd.task.v2.PauseRequest.$Shape;
+
+                /**
+                 * Gets the type url for PauseRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PauseRequest {
+
+                /** Properties of a PauseRequest. */
+                interface $Properties {
+
+                    /** PauseRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a PauseRequest. */
+                type $Shape = containerd.task.v2.PauseRequest.$Properties;
+            }
+
+            /**
+             * Properties of a ResumeRequest.
+             * @deprecated Use containerd.task.v2.ResumeRequest.$Properties instead.
+             */
+            interface IResumeRequest extends containerd.task.v2.ResumeRequest.$Properties {
+            }
+
+            /** Represents a ResumeRequest. */
+            class ResumeRequest {
+
+                /**
+                 * Constructs a new ResumeRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v2.ResumeRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ResumeRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new ResumeRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ResumeRequest instance
+                 */
+                static create(properties: containerd.task.v2.ResumeRequest.$Shape): containerd.task.v2.ResumeRequest & containerd.task.v2.ResumeRequest.$Shape;
+                static create(properties?: containerd.task.v2.ResumeRequest.$Properties): containerd.task.v2.ResumeRequest;
+
+                /**
+                 * Encodes the specified ResumeRequest message. Does not implicitly {@link containerd.task.v2.ResumeRequest.verify|verify} messages.
+                 * @param m ResumeRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v2.ResumeRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ResumeRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v2.ResumeRequest & containerd.task.v2.ResumeRequest.$Shape} ResumeRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v2.ResumeRequest & containerd.task.v2.ResumeRequest.$Shape;
+
+                /**
+                 * Gets the type url for ResumeRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ResumeRequest {
+
+                /** Properties of a ResumeRequest. */
+                interface $Properties {
+
+                    /** ResumeRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ResumeRequest. */
+                type $Shape = containerd.task.v2.ResumeRequest.$Properties;
+            }
+        }
+
+        /** Namespace v3. */
+        namespace v3 {
+
+            /** Represents a Task */
+            class Task extends $protobuf.rpc.Service {
+
+                /**
+                 * Constructs a new Task service.
+                 * @param rpcImpl RPC implementation
+                 * @param [requestDelimited=false] Whether requests are length-delimited
+                 * @param [responseDelimited=false] Whether responses are length-delimited
+                 */
+                constructor(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean);
+
+                /**
+                 * Creates new Task service using the specified rpc implementation.
+                 * @param rpcImpl RPC implementation
+                 * @param [requestDelimited=false] Whether requests are length-delimited
+                 * @param [responseDelimited=false] Whether responses are length-delimited
+                 * @returns RPC service. Useful where requests and/or responses are streamed.
+                 */
+                static create(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean): Task;
+
+                /** Calls State. */
+                state: containerd.task.v3.Task.State;
+
+                /** Calls Create. */
+                create: containerd.task.v3.Task.Create;
+
+                /** Calls Start. */
+                start: containerd.task.v3.Task.Start;
+
+                /** Calls Delete. */
+                delete: containerd.task.v3.Task.Delete;
+
+                /** Calls Pids. */
+                pids: containerd.task.v3.Task.Pids;
+
+                /** Calls Pause. */
+                pause: containerd.task.v3.Task.Pause;
+
+                /** Calls Resume. */
+                resume: containerd.task.v3.Task.Resume;
+
+                /** Calls Checkpoint. */
+                checkpoint: containerd.task.v3.Task.Checkpoint;
+
+                /** Calls Kill. */
+                kill: containerd.task.v3.Task.Kill;
+
+                /** Calls Exec. */
+                exec: containerd.task.v3.Task.Exec;
+
+                /** Calls ResizePty. */
+                resizePty: containerd.task.v3.Task.ResizePty;
+
+                /** Calls CloseIO. */
+                closeIO: containerd.task.v3.Task.CloseIO;
+
+                /** Calls Update. */
+                update: containerd.task.v3.Task.Update;
+
+                /** Calls Wait. */
+                wait: containerd.task.v3.Task.Wait;
+
+                /** Calls Stats. */
+                stats: containerd.task.v3.Task.Stats;
+
+                /** Calls Connect. */
+                connect: containerd.task.v3.Task.Connect;
+
+                /** Calls Shutdown. */
+                shutdown: containerd.task.v3.Task.Shutdown;
+            }
+
+            namespace Task {
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#state}.
+                 * @param error Error, if any
+                 * @param [response] StateResponse
+                 */
+                type StateCallback = (error: (Error|null), response?: containerd.task.v3.StateResponse) => void;
+
+                /** Calls State. */
+                type State = {
+                  (request: containerd.task.v3.IStateRequest, callback: containerd.task.v3.Task.StateCallback): void;
+                  (request: containerd.task.v3.IStateRequest): Promise<containerd.task.v3.StateResponse>;
+                  readonly name: "State";
+                  readonly path: "/containerd.task.v3.Task/State";
+                  readonly requestType: "StateRequest";
+                  readonly responseType: "StateResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#create}.
+                 * @param error Error, if any
+                 * @param [response] CreateTaskResponse
+                 */
+                type CreateCallback = (error: (Error|null), response?: containerd.task.v3.CreateTaskResponse) => void;
+
+                /** Calls Create. */
+                type Create = {
+                  (request: containerd.task.v3.ICreateTaskRequest, callback: containerd.task.v3.Task.CreateCallback): void;
+                  (request: containerd.task.v3.ICreateTaskRequest): Promise<containerd.task.v3.CreateTaskResponse>;
+                  readonly name: "Create";
+                  readonly path: "/containerd.task.v3.Task/Create";
+                  readonly requestType: "CreateTaskRequest";
+                  readonly responseType: "CreateTaskResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#start}.
+                 * @param error Error, if any
+                 * @param [response] StartResponse
+                 */
+                type StartCallback = (error: (Error|null), response?: containerd.task.v3.StartResponse) => void;
+
+                /** Calls Start. */
+                type Start = {
+                  (request: containerd.task.v3.IStartRequest, callback: containerd.task.v3.Task.StartCallback): void;
+                  (request: containerd.task.v3.IStartRequest): Promise<containerd.task.v3.StartResponse>;
+                  readonly name: "Start";
+                  readonly path: "/containerd.task.v3.Task/Start";
+                  readonly requestType: "StartRequest";
+                  readonly responseType: "StartResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#delete_}.
+                 * @param error Error, if any
+                 * @param [response] DeleteResponse
+                 */
+                type DeleteCallback = (error: (Error|null), response?: containerd.task.v3.DeleteResponse) => void;
+
+                /** Calls Delete. */
+                type Delete = {
+                  (request: containerd.task.v3.IDeleteRequest, callback: containerd.task.v3.Task.DeleteCallback): void;
+                  (request: containerd.task.v3.IDeleteRequest): Promise<containerd.task.v3.DeleteResponse>;
+                  readonly name: "Delete";
+                  readonly path: "/containerd.task.v3.Task/Delete";
+                  readonly requestType: "DeleteRequest";
+                  readonly responseType: "DeleteResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#pids}.
+                 * @param error Error, if any
+                 * @param [response] PidsResponse
+                 */
+                type PidsCallback = (error: (Error|null), response?: containerd.task.v3.PidsResponse) => void;
+
+                /** Calls Pids. */
+                type Pids = {
+                  (request: containerd.task.v3.IPidsRequest, callback: containerd.task.v3.Task.PidsCallback): void;
+                  (request: containerd.task.v3.IPidsRequest): Promise<containerd.task.v3.PidsResponse>;
+                  readonly name: "Pids";
+                  readonly path: "/containerd.task.v3.Task/Pids";
+                  readonly requestType: "PidsRequest";
+                  readonly responseType: "PidsResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#pause}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type PauseCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Pause. */
+                type Pause = {
+                  (request: containerd.task.v3.IPauseRequest, callback: containerd.task.v3.Task.PauseCallback): void;
+                  (request: containerd.task.v3.IPauseRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Pause";
+                  readonly path: "/containerd.task.v3.Task/Pause";
+                  readonly requestType: "PauseRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#resume}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ResumeCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Resume. */
+                type Resume = {
+                  (request: containerd.task.v3.IResumeRequest, callback: containerd.task.v3.Task.ResumeCallback): void;
+                  (request: containerd.task.v3.IResumeRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Resume";
+                  readonly path: "/containerd.task.v3.Task/Resume";
+                  readonly requestType: "ResumeRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#checkpoint}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type CheckpointCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Checkpoint. */
+                type Checkpoint = {
+                  (request: containerd.task.v3.ICheckpointTaskRequest, callback: containerd.task.v3.Task.CheckpointCallback): void;
+                  (request: containerd.task.v3.ICheckpointTaskRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Checkpoint";
+                  readonly path: "/containerd.task.v3.Task/Checkpoint";
+                  readonly requestType: "CheckpointTaskRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#kill}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type KillCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Kill. */
+                type Kill = {
+                  (request: containerd.task.v3.IKillRequest, callback: containerd.task.v3.Task.KillCallback): void;
+                  (request: containerd.task.v3.IKillRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Kill";
+                  readonly path: "/containerd.task.v3.Task/Kill";
+                  readonly requestType: "KillRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#exec}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ExecCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Exec. */
+                type Exec = {
+                  (request: containerd.task.v3.IExecProcessRequest, callback: containerd.task.v3.Task.ExecCallback): void;
+                  (request: containerd.task.v3.IExecProcessRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Exec";
+                  readonly path: "/containerd.task.v3.Task/Exec";
+                  readonly requestType: "ExecProcessRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#resizePty}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ResizePtyCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls ResizePty. */
+                type ResizePty = {
+                  (request: containerd.task.v3.IResizePtyRequest, callback: containerd.task.v3.Task.ResizePtyCallback): void;
+                  (request: containerd.task.v3.IResizePtyRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "ResizePty";
+                  readonly path: "/containerd.task.v3.Task/ResizePty";
+                  readonly requestType: "ResizePtyRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#closeIO}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type CloseIOCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls CloseIO. */
+                type CloseIO = {
+                  (request: containerd.task.v3.ICloseIORequest, callback: containerd.task.v3.Task.CloseIOCallback): void;
+                  (request: containerd.task.v3.ICloseIORequest): Promise<google.protobuf.Empty>;
+                  readonly name: "CloseIO";
+                  readonly path: "/containerd.task.v3.Task/CloseIO";
+                  readonly requestType: "CloseIORequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#update}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type UpdateCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Update. */
+                type Update = {
+                  (request: containerd.task.v3.IUpdateTaskRequest, callback: containerd.task.v3.Task.UpdateCallback): void;
+                  (request: containerd.task.v3.IUpdateTaskRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Update";
+                  readonly path: "/containerd.task.v3.Task/Update";
+                  readonly requestType: "UpdateTaskRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#wait}.
+                 * @param error Error, if any
+                 * @param [response] WaitResponse
+                 */
+                type WaitCallback = (error: (Error|null), response?: containerd.task.v3.WaitResponse) => void;
+
+                /** Calls Wait. */
+                type Wait = {
+                  (request: containerd.task.v3.IWaitRequest, callback: containerd.task.v3.Task.WaitCallback): void;
+                  (request: containerd.task.v3.IWaitRequest): Promise<containerd.task.v3.WaitResponse>;
+                  readonly name: "Wait";
+                  readonly path: "/containerd.task.v3.Task/Wait";
+                  readonly requestType: "WaitRequest";
+                  readonly responseType: "WaitResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#stats}.
+                 * @param error Error, if any
+                 * @param [response] StatsResponse
+                 */
+                type StatsCallback = (error: (Error|null), response?: containerd.task.v3.StatsResponse) => void;
+
+                /** Calls Stats. */
+                type Stats = {
+                  (request: containerd.task.v3.IStatsRequest, callback: containerd.task.v3.Task.StatsCallback): void;
+                  (request: containerd.task.v3.IStatsRequest): Promise<containerd.task.v3.StatsResponse>;
+                  readonly name: "Stats";
+                  readonly path: "/containerd.task.v3.Task/Stats";
+                  readonly requestType: "StatsRequest";
+                  readonly responseType: "StatsResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#connect}.
+                 * @param error Error, if any
+                 * @param [response] ConnectResponse
+                 */
+                type ConnectCallback = (error: (Error|null), response?: containerd.task.v3.ConnectResponse) => void;
+
+                /** Calls Connect. */
+                type Connect = {
+                  (request: containerd.task.v3.IConnectRequest, callback: containerd.task.v3.Task.ConnectCallback): void;
+                  (request: containerd.task.v3.IConnectRequest): Promise<containerd.task.v3.ConnectResponse>;
+                  readonly name: "Connect";
+                  readonly path: "/containerd.task.v3.Task/Connect";
+                  readonly requestType: "ConnectRequest";
+                  readonly responseType: "ConnectResponse";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+
+                /**
+                 * Callback as used by {@link containerd.task.v3.Task#shutdown}.
+                 * @param error Error, if any
+                 * @param [response] Empty
+                 */
+                type ShutdownCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                /** Calls Shutdown. */
+                type Shutdown = {
+                  (request: containerd.task.v3.IShutdownRequest, callback: containerd.task.v3.Task.ShutdownCallback): void;
+                  (request: containerd.task.v3.IShutdownRequest): Promise<google.protobuf.Empty>;
+                  readonly name: "Shutdown";
+                  readonly path: "/containerd.task.v3.Task/Shutdown";
+                  readonly requestType: "ShutdownRequest";
+                  readonly responseType: "google.protobuf.Empty";
+                  readonly requestStream: undefined;
+                  readonly responseStream: undefined;
+                };
+            }
+
+            /**
+             * Properties of a CreateTaskRequest.
+             * @deprecated Use containerd.task.v3.CreateTaskRequest.$Properties instead.
+             */
+            interface ICreateTaskRequest extends containerd.task.v3.CreateTaskRequest.$Properties {
+            }
+
+            /** Represents a CreateTaskRequest. */
+            class CreateTaskRequest {
+
+                /**
+                 * Constructs a new CreateTaskRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.CreateTaskRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CreateTaskRequest id. */
+                id: string;
+
+                /** CreateTaskRequest bundle. */
+                bundle: string;
+
+                /** CreateTaskRequest rootfs. */
+                rootfs: containerd.types.Mount.$Properties[];
+
+                /** CreateTaskRequest terminal. */
+                terminal: boolean;
+
+                /** CreateTaskRequest stdin. */
+                stdin: string;
+
+                /** CreateTaskRequest stdout. */
+                stdout: string;
+
+                /** CreateTaskRequest stderr. */
+                stderr: string;
+
+                /** CreateTaskRequest checkpoint. */
+                checkpoint: string;
+
+                /** CreateTaskRequest parentCheckpoint. */
+                parentCheckpoint: string;
+
+                /** CreateTaskRequest options. */
+                options?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new CreateTaskRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CreateTaskRequest instance
+                 */
+                static create(properties: containerd.task.v3.CreateTaskRequest.$Shape): containerd.task.v3.CreateTaskRequest & containerd.task.v3.CreateTaskRequest.$Shape;
+                static create(properties?: containerd.task.v3.CreateTaskRequest.$Properties): containerd.task.v3.CreateTaskRequest;
+
+                /**
+                 * Encodes the specified CreateTaskRequest message. Does not implicitly {@link containerd.task.v3.CreateTaskRequest.verify|verify} messages.
+                 * @param m CreateTaskRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.CreateTaskRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CreateTaskRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.CreateTaskRequest & containerd.task.v3.CreateTaskRequest.$Shape} CreateTaskRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.CreateTaskRequest & containerd.task.v3.CreateTaskRequest.$Shape;
+
+                /**
+                 * Gets the type url for CreateTaskRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CreateTaskRequest {
+
+                /** Properties of a CreateTaskRequest. */
+                interface $Properties {
+
+                    /** CreateTaskRequest id */
+                    id?: (string|null);
+
+                    /** CreateTaskRequest bundle */
+                    bundle?: (string|null);
+
+                    /** CreateTaskRequest rootfs */
+                    rootfs?: (containerd.types.Mount.$Properties[]|null);
+
+                    /** CreateTaskRequest terminal */
+                    terminal?: (boolean|null);
+
+                    /** CreateTaskRequest stdin */
+                    stdin?: (string|null);
+
+                    /** CreateTaskRequest stdout */
+                    stdout?: (string|null);
+
+                    /** CreateTaskRequest stderr */
+                    stderr?: (string|null);
+
+                    /** CreateTaskRequest checkpoint */
+                    checkpoint?: (string|null);
+
+                    /** CreateTaskRequest parentCheckpoint */
+                    parentCheckpoint?: (string|null);
+
+                    /** CreateTaskRequest options */
+                    options?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CreateTaskRequest. */
+                type $Shape = containerd.task.v3.CreateTaskRequest.$Properties;
+            }
+
+            /**
+             * Properties of a CreateTaskResponse.
+             * @deprecated Use containerd.task.v3.CreateTaskResponse.$Properties instead.
+             */
+            interface ICreateTaskResponse extends containerd.task.v3.CreateTaskResponse.$Properties {
+            }
+
+            /** Represents a CreateTaskResponse. */
+            class CreateTaskResponse {
+
+                /**
+                 * Constructs a new CreateTaskResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.CreateTaskResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CreateTaskResponse pid. */
+                pid: number;
+
+                /**
+                 * Creates a new CreateTaskResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CreateTaskResponse instance
+                 */
+                static create(properties: containerd.task.v3.CreateTaskResponse.$Shape): containerd.task.v3.CreateTaskResponse & containerd.task.v3.CreateTaskResponse.$Shape;
+                static create(properties?: containerd.task.v3.CreateTaskResponse.$Properties): containerd.task.v3.CreateTaskResponse;
+
+                /**
+                 * Encodes the specified CreateTaskResponse message. Does not implicitly {@link containerd.task.v3.CreateTaskResponse.verify|verify} messages.
+                 * @param m CreateTaskResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.CreateTaskResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CreateTaskResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.CreateTaskResponse & containerd.task.v3.CreateTaskResponse.$Shape} CreateTaskResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.CreateTaskResponse & containerd.task.v3.CreateTaskResponse.$Shape;
+
+                /**
+                 * Gets the type url for CreateTaskResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CreateTaskResponse {
+
+                /** Properties of a CreateTaskResponse. */
+                interface $Properties {
+
+                    /** CreateTaskResponse pid */
+                    pid?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CreateTaskResponse. */
+                type $Shape = containerd.task.v3.CreateTaskResponse.$Properties;
+            }
+
+            /**
+             * Properties of a DeleteRequest.
+             * @deprecated Use containerd.task.v3.DeleteRequest.$Properties instead.
+             */
+            interface IDeleteRequest extends containerd.task.v3.DeleteRequest.$Properties {
+            }
+
+            /** Represents a DeleteRequest. */
+            class DeleteRequest {
+
+                /**
+                 * Constructs a new DeleteRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.DeleteRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DeleteRequest id. */
+                id: string;
+
+                /** DeleteRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new DeleteRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DeleteRequest instance
+                 */
+                static create(properties: containerd.task.v3.DeleteRequest.$Shape): containerd.task.v3.DeleteRequest & containerd.task.v3.DeleteRequest.$Shape;
+                static create(properties?: containerd.task.v3.DeleteRequest.$Properties): containerd.task.v3.DeleteRequest;
+
+                /**
+                 * Encodes the specified DeleteRequest message. Does not implicitly {@link containerd.task.v3.DeleteRequest.verify|verify} messages.
+                 * @param m DeleteRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.DeleteRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DeleteRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.DeleteRequest & containerd.task.v3.DeleteRequest.$Shape} DeleteRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.DeleteRequest & containerd.task.v3.DeleteRequest.$Shape;
+
+                /**
+                 * Gets the type url for DeleteRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DeleteRequest {
+
+                /** Properties of a DeleteRequest. */
+                interface $Properties {
+
+                    /** DeleteRequest id */
+                    id?: (string|null);
+
+                    /** DeleteRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DeleteRequest. */
+                type $Shape = containerd.task.v3.DeleteRequest.$Properties;
+            }
+
+            /**
+             * Properties of a DeleteResponse.
+             * @deprecated Use containerd.task.v3.DeleteResponse.$Properties instead.
+             */
+            interface IDeleteResponse extends containerd.task.v3.DeleteResponse.$Properties {
+            }
+
+            /** Represents a DeleteResponse. */
+            class DeleteResponse {
+
+                /**
+                 * Constructs a new DeleteResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.DeleteResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DeleteResponse pid. */
+                pid: number;
+
+                /** DeleteResponse exitStatus. */
+                exitStatus: number;
+
+                /** DeleteResponse exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /**
+                 * Creates a new DeleteResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DeleteResponse instance
+                 */
+                static create(properties: containerd.task.v3.DeleteResponse.$Shape): containerd.task.v3.DeleteResponse & containerd.task.v3.DeleteResponse.$Shape;
+                static create(properties?: containerd.task.v3.DeleteResponse.$Properties): containerd.task.v3.DeleteResponse;
+
+                /**
+                 * Encodes the specified DeleteResponse message. Does not implicitly {@link containerd.task.v3.DeleteResponse.verify|verify} messages.
+                 * @param m DeleteResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.DeleteResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DeleteResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.DeleteResponse & containerd.task.v3.DeleteResponse.$Shape} DeleteResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.DeleteResponse & containerd.task.v3.DeleteResponse.$Shape;
+
+                /**
+                 * Gets the type url for DeleteResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DeleteResponse {
+
+                /** Properties of a DeleteResponse. */
+                interface $Properties {
+
+                    /** DeleteResponse pid */
+                    pid?: (number|null);
+
+                    /** DeleteResponse exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** DeleteResponse exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DeleteResponse. */
+                type $Shape = containerd.task.v3.DeleteResponse.$Properties;
+            }
+
+            /**
+             * Properties of an ExecProcessRequest.
+             * @deprecated Use containerd.task.v3.ExecProcessRequest.$Properties instead.
+             */
+            interface IExecProcessRequest extends containerd.task.v3.ExecProcessRequest.$Properties {
+            }
+
+            /** Represents an ExecProcessRequest. */
+            class ExecProcessRequest {
+
+                /**
+                 * Constructs a new ExecProcessRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ExecProcessRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ExecProcessRequest id. */
+                id: string;
+
+                /** ExecProcessRequest execId. */
+                execId: string;
+
+                /** ExecProcessRequest terminal. */
+                terminal: boolean;
+
+                /** ExecProcessRequest stdin. */
+                stdin: string;
+
+                /** ExecProcessRequest stdout. */
+                stdout: string;
+
+                /** ExecProcessRequest stderr. */
+                stderr: string;
+
+                /** ExecProcessRequest spec. */
+                spec?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new ExecProcessRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ExecProcessRequest instance
+                 */
+                static create(properties: containerd.task.v3.ExecProcessRequest.$Shape): containerd.task.v3.ExecProcessRequest & containerd.task.v3.ExecProcessRequest.$Shape;
+                static create(properties?: containerd.task.v3.ExecProcessRequest.$Properties): containerd.task.v3.ExecProcessRequest;
+
+                /**
+                 * Encodes the specified ExecProcessRequest message. Does not implicitly {@link containerd.task.v3.ExecProcessRequest.verify|verify} messages.
+                 * @param m ExecProcessRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ExecProcessRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ExecProcessRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ExecProcessRequest & containerd.task.v3.ExecProcessRequest.$Shape} ExecProcessRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ExecProcessRequest & containerd.task.v3.ExecProcessRequest.$Shape;
+
+                /**
+                 * Gets the type url for ExecProcessRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExecProcessRequest {
+
+                /** Properties of an ExecProcessRequest. */
+                interface $Properties {
+
+                    /** ExecProcessRequest id */
+                    id?: (string|null);
+
+                    /** ExecProcessRequest execId */
+                    execId?: (string|null);
+
+                    /** ExecProcessRequest terminal */
+                    terminal?: (boolean|null);
+
+                    /** ExecProcessRequest stdin */
+                    stdin?: (string|null);
+
+                    /** ExecProcessRequest stdout */
+                    stdout?: (string|null);
+
+                    /** ExecProcessRequest stderr */
+                    stderr?: (string|null);
+
+                    /** ExecProcessRequest spec */
+                    spec?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ExecProcessRequest. */
+                type $Shape = containerd.task.v3.ExecProcessRequest.$Properties;
+            }
+
+            /**
+             * Properties of an ExecProcessResponse.
+             * @deprecated Use containerd.task.v3.ExecProcessResponse.$Properties instead.
+             */
+            interface IExecProcessResponse extends containerd.task.v3.ExecProcessResponse.$Properties {
+            }
+
+            /** Represents an ExecProcessResponse. */
+            class ExecProcessResponse {
+
+                /**
+                 * Constructs a new ExecProcessResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ExecProcessResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /**
+                 * Creates a new ExecProcessResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ExecProcessResponse instance
+                 */
+                static create(properties: containerd.task.v3.ExecProcessResponse.$Shape): containerd.task.v3.ExecProcessResponse & containerd.task.v3.ExecProcessResponse.$Shape;
+                static create(properties?: containerd.task.v3.ExecProcessResponse.$Properties): containerd.task.v3.ExecProcessResponse;
+
+                /**
+                 * Encodes the specified ExecProcessResponse message. Does not implicitly {@link containerd.task.v3.ExecProcessResponse.verify|verify} messages.
+                 * @param m ExecProcessResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ExecProcessResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ExecProcessResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ExecProcessResponse & containerd.task.v3.ExecProcessResponse.$Shape} ExecProcessResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ExecProcessResponse & containerd.task.v3.ExecProcessResponse.$Shape;
+
+                /**
+                 * Gets the type url for ExecProcessResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ExecProcessResponse {
+
+                /** Properties of an ExecProcessResponse. */
+                interface $Properties {
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ExecProcessResponse. */
+                type $Shape = containerd.task.v3.ExecProcessResponse.$Properties;
+            }
+
+            /**
+             * Properties of a ResizePtyRequest.
+             * @deprecated Use containerd.task.v3.ResizePtyRequest.$Properties instead.
+             */
+            interface IResizePtyRequest extends containerd.task.v3.ResizePtyRequest.$Properties {
+            }
+
+            /** Represents a ResizePtyRequest. */
+            class ResizePtyRequest {
+
+                /**
+                 * Constructs a new ResizePtyRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ResizePtyRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ResizePtyRequest id. */
+                id: string;
+
+                /** ResizePtyRequest execId. */
+                execId: string;
+
+                /** ResizePtyRequest width. */
+                width: number;
+
+                /** ResizePtyRequest height. */
+                height: number;
+
+                /**
+                 * Creates a new ResizePtyRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ResizePtyRequest instance
+                 */
+                static create(properties: containerd.task.v3.ResizePtyRequest.$Shape): containerd.task.v3.ResizePtyRequest & containerd.task.v3.ResizePtyRequest.$Shape;
+                static create(properties?: containerd.task.v3.ResizePtyRequest.$Properties): containerd.task.v3.ResizePtyRequest;
+
+                /**
+                 * Encodes the specified ResizePtyRequest message. Does not implicitly {@link containerd.task.v3.ResizePtyRequest.verify|verify} messages.
+                 * @param m ResizePtyRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ResizePtyRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ResizePtyRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ResizePtyRequest & containerd.task.v3.ResizePtyRequest.$Shape} ResizePtyRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ResizePtyRequest & containerd.task.v3.ResizePtyRequest.$Shape;
+
+                /**
+                 * Gets the type url for ResizePtyRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ResizePtyRequest {
+
+                /** Properties of a ResizePtyRequest. */
+                interface $Properties {
+
+                    /** ResizePtyRequest id */
+                    id?: (string|null);
+
+                    /** ResizePtyRequest execId */
+                    execId?: (string|null);
+
+                    /** ResizePtyRequest width */
+                    width?: (number|null);
+
+                    /** ResizePtyRequest height */
+                    height?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ResizePtyRequest. */
+                type $Shape = containerd.task.v3.ResizePtyRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StateRequest.
+             * @deprecated Use containerd.task.v3.StateRequest.$Properties instead.
+             */
+            interface IStateRequest extends containerd.task.v3.StateRequest.$Properties {
+            }
+
+            /** Represents a StateRequest. */
+            class StateRequest {
+
+                /**
+                 * Constructs a new StateRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.StateRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StateRequest id. */
+                id: string;
+
+                /** StateRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new StateRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StateRequest instance
+                 */
+                static create(properties: containerd.task.v3.StateRequest.$Shape): containerd.task.v3.StateRequest & containerd.task.v3.StateRequest.$Shape;
+                static create(properties?: containerd.task.v3.StateRequest.$Properties): containerd.task.v3.StateRequest;
+
+                /**
+                 * Encodes the specified StateRequest message. Does not implicitly {@link containerd.task.v3.StateRequest.verify|verify} messages.
+                 * @param m StateRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.StateRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StateRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.StateRequest & containerd.task.v3.StateRequest.$Shape} StateRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.StateRequest & containerd.task.v3.StateRequest.$Shape;
+
+                /**
+                 * Gets the type url for StateRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StateRequest {
+
+                /** Properties of a StateRequest. */
+                interface $Properties {
+
+                    /** StateRequest id */
+                    id?: (string|null);
+
+                    /** StateRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StateRequest. */
+                type $Shape = containerd.task.v3.StateRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StateResponse.
+             * @deprecated Use containerd.task.v3.StateResponse.$Properties instead.
+             */
+            interface IStateResponse extends containerd.task.v3.StateResponse.$Properties {
+            }
+
+            /** Represents a StateResponse. */
+            class StateResponse {
+
+                /**
+                 * Constructs a new StateResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.StateResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StateResponse id. */
+                id: string;
+
+                /** StateResponse bundle. */
+                bundle: string;
+
+                /** StateResponse pid. */
+                pid: number;
+
+                /** StateResponse status. */
+                status: containerd.v1.types.Status;
+
+                /** StateResponse stdin. */
+                stdin: string;
+
+                /** StateResponse stdout. */
+                stdout: string;
+
+                /** StateResponse stderr. */
+                stderr: string;
+
+                /** StateResponse terminal. */
+                terminal: boolean;
+
+                /** StateResponse exitStatus. */
+                exitStatus: number;
+
+                /** StateResponse exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /** StateResponse execId. */
+                execId: string;
+
+                /**
+                 * Creates a new StateResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StateResponse instance
+                 */
+                static create(properties: containerd.task.v3.StateResponse.$Shape): containerd.task.v3.StateResponse & containerd.task.v3.StateResponse.$Shape;
+                static create(properties?: containerd.task.v3.StateResponse.$Properties): containerd.task.v3.StateResponse;
+
+                /**
+                 * Encodes the specified StateResponse message. Does not implicitly {@link containerd.task.v3.StateResponse.verify|verify} messages.
+                 * @param m StateResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.StateResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StateResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.StateResponse & containerd.task.v3.StateResponse.$Shape} StateResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.StateResponse & containerd.task.v3.StateResponse.$Shape;
+
+                /**
+                 * Gets the type url for StateResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StateResponse {
+
+                /** Properties of a StateResponse. */
+                interface $Properties {
+
+                    /** StateResponse id */
+                    id?: (string|null);
+
+                    /** StateResponse bundle */
+                    bundle?: (string|null);
+
+                    /** StateResponse pid */
+                    pid?: (number|null);
+
+                    /** StateResponse status */
+                    status?: (containerd.v1.types.Status|null);
+
+                    /** StateResponse stdin */
+                    stdin?: (string|null);
+
+                    /** StateResponse stdout */
+                    stdout?: (string|null);
+
+                    /** StateResponse stderr */
+                    stderr?: (string|null);
+
+                    /** StateResponse terminal */
+                    terminal?: (boolean|null);
+
+                    /** StateResponse exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** StateResponse exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** StateResponse execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StateResponse. */
+                type $Shape = containerd.task.v3.StateResponse.$Properties;
+            }
+
+            /**
+             * Properties of a KillRequest.
+             * @deprecated Use containerd.task.v3.KillRequest.$Properties instead.
+             */
+            interface IKillRequest extends containerd.task.v3.KillRequest.$Properties {
+            }
+
+            /** Represents a KillRequest. */
+            class KillRequest {
+
+                /**
+                 * Constructs a new KillRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.KillRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** KillRequest id. */
+                id: string;
+
+                /** KillRequest execId. */
+                execId: string;
+
+                /** KillRequest signal. */
+                signal: number;
+
+                /** KillRequest all. */
+                all: boolean;
+
+                /**
+                 * Creates a new KillRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns KillRequest instance
+                 */
+                static create(properties: containerd.task.v3.KillRequest.$Shape): containerd.task.v3.KillRequest & containerd.task.v3.KillRequest.$Shape;
+                static create(properties?: containerd.task.v3.KillRequest.$Properties): containerd.task.v3.KillRequest;
+
+                /**
+                 * Encodes the specified KillRequest message. Does not implicitly {@link containerd.task.v3.KillRequest.verify|verify} messages.
+                 * @param m KillRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.KillRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a KillRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.KillRequest & containerd.task.v3.KillRequest.$Shape} KillRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.KillRequest & containerd.task.v3.KillRequest.$Shape;
+
+                /**
+                 * Gets the type url for KillRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace KillRequest {
+
+                /** Properties of a KillRequest. */
+                interface $Properties {
+
+                    /** KillRequest id */
+                    id?: (string|null);
+
+                    /** KillRequest execId */
+                    execId?: (string|null);
+
+                    /** KillRequest signal */
+                    signal?: (number|null);
+
+                    /** KillRequest all */
+                    all?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a KillRequest. */
+                type $Shape = containerd.task.v3.KillRequest.$Properties;
+            }
+
+            /**
+             * Properties of a CloseIORequest.
+             * @deprecated Use containerd.task.v3.CloseIORequest.$Properties instead.
+             */
+            interface ICloseIORequest extends containerd.task.v3.CloseIORequest.$Properties {
+            }
+
+            /** Represents a CloseIORequest. */
+            class CloseIORequest {
+
+                /**
+                 * Constructs a new CloseIORequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.CloseIORequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CloseIORequest id. */
+                id: string;
+
+                /** CloseIORequest execId. */
+                execId: string;
+
+                /** CloseIORequest stdin. */
+                stdin: boolean;
+
+                /**
+                 * Creates a new CloseIORequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CloseIORequest instance
+                 */
+                static create(properties: containerd.task.v3.CloseIORequest.$Shape): containerd.task.v3.CloseIORequest & containerd.task.v3.CloseIORequest.$Shape;
+                static create(properties?: containerd.task.v3.CloseIORequest.$Properties): containerd.task.v3.CloseIORequest;
+
+                /**
+                 * Encodes the specified CloseIORequest message. Does not implicitly {@link containerd.task.v3.CloseIORequest.verify|verify} messages.
+                 * @param m CloseIORequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.CloseIORequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CloseIORequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.CloseIORequest & containerd.task.v3.CloseIORequest.$Shape} CloseIORequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.CloseIORequest & containerd.task.v3.CloseIORequest.$Shape;
+
+                /**
+                 * Gets the type url for CloseIORequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CloseIORequest {
+
+                /** Properties of a CloseIORequest. */
+                interface $Properties {
+
+                    /** CloseIORequest id */
+                    id?: (string|null);
+
+                    /** CloseIORequest execId */
+                    execId?: (string|null);
+
+                    /** CloseIORequest stdin */
+                    stdin?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CloseIORequest. */
+                type $Shape = containerd.task.v3.CloseIORequest.$Properties;
+            }
+
+            /**
+             * Properties of a PidsRequest.
+             * @deprecated Use containerd.task.v3.PidsRequest.$Properties instead.
+             */
+            interface IPidsRequest extends containerd.task.v3.PidsRequest.$Properties {
+            }
+
+            /** Represents a PidsRequest. */
+            class PidsRequest {
+
+                /**
+                 * Constructs a new PidsRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.PidsRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** PidsRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new PidsRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns PidsRequest instance
+                 */
+                static create(properties: containerd.task.v3.PidsRequest.$Shape): containerd.task.v3.PidsRequest & containerd.task.v3.PidsRequest.$Shape;
+                static create(properties?: containerd.task.v3.PidsRequest.$Properties): containerd.task.v3.PidsRequest;
+
+                /**
+                 * Encodes the specified PidsRequest message. Does not implicitly {@link containerd.task.v3.PidsRequest.verify|verify} messages.
+                 * @param m PidsRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.PidsRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a PidsRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.PidsRequest & containerd.task.v3.PidsRequest.$Shape} PidsRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.PidsRequest & containerd.task.v3.PidsRequest.$Shape;
+
+                /**
+                 * Gets the type url for PidsRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PidsRequest {
+
+                /** Properties of a PidsRequest. */
+                interface $Properties {
+
+                    /** PidsRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a PidsRequest. */
+                type $Shape = containerd.task.v3.PidsRequest.$Properties;
+            }
+
+            /**
+             * Properties of a PidsResponse.
+             * @deprecated Use containerd.task.v3.PidsResponse.$Properties instead.
+             */
+            interface IPidsResponse extends containerd.task.v3.PidsResponse.$Properties {
+            }
+
+            /** Represents a PidsResponse. */
+            class PidsResponse {
+
+                /**
+                 * Constructs a new PidsResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.PidsResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** PidsResponse processes. */
+                processes: containerd.v1.types.ProcessInfo.$Properties[];
+
+                /**
+                 * Creates a new PidsResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns PidsResponse instance
+                 */
+                static create(properties: containerd.task.v3.PidsResponse.$Shape): containerd.task.v3.PidsResponse & containerd.task.v3.PidsResponse.$Shape;
+                static create(properties?: containerd.task.v3.PidsResponse.$Properties): containerd.task.v3.PidsResponse;
+
+                /**
+                 * Encodes the specified PidsResponse message. Does not implicitly {@link containerd.task.v3.PidsResponse.verify|verify} messages.
+                 * @param m PidsResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.PidsResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a PidsResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.PidsResponse & containerd.task.v3.PidsResponse.$Shape} PidsResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.PidsResponse & containerd.task.v3.PidsResponse.$Shape;
+
+                /**
+                 * Gets the type url for PidsResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PidsResponse {
+
+                /** Properties of a PidsResponse. */
+                interface $Properties {
+
+                    /** PidsResponse processes */
+                    processes?: (containerd.v1.types.ProcessInfo.$Properties[]|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a PidsResponse. */
+                type $Shape = containerd.task.v3.PidsResponse.$Properties;
+            }
+
+            /**
+             * Properties of a CheckpointTaskRequest.
+             * @deprecated Use containerd.task.v3.CheckpointTaskRequest.$Properties instead.
+             */
+            interface ICheckpointTaskRequest extends containerd.task.v3.CheckpointTaskRequest.$Properties {
+            }
+
+            /** Represents a CheckpointTaskRequest. */
+            class CheckpointTaskRequest {
+
+                /**
+                 * Constructs a new CheckpointTaskRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.CheckpointTaskRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CheckpointTaskRequest id. */
+                id: string;
+
+                /** CheckpointTaskRequest path. */
+                path: string;
+
+                /** CheckpointTaskRequest options. */
+                options?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new CheckpointTaskRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CheckpointTaskRequest instance
+                 */
+                static create(properties: containerd.task.v3.CheckpointTaskRequest.$Shape): containerd.task.v3.CheckpointTaskRequest & containerd.task.v3.CheckpointTaskRequest.$Shape;
+                static create(properties?: containerd.task.v3.CheckpointTaskRequest.$Properties): containerd.task.v3.CheckpointTaskRequest;
+
+                /**
+                 * Encodes the specified CheckpointTaskRequest message. Does not implicitly {@link containerd.task.v3.CheckpointTaskRequest.verify|verify} messages.
+                 * @param m CheckpointTaskRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.CheckpointTaskRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CheckpointTaskRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.CheckpointTaskRequest & containerd.task.v3.CheckpointTaskRequest.$Shape} CheckpointTaskRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.CheckpointTaskRequest & containerd.task.v3.CheckpointTaskRequest.$Shape;
+
+                /**
+                 * Gets the type url for CheckpointTaskRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CheckpointTaskRequest {
+
+                /** Properties of a CheckpointTaskRequest. */
+                interface $Properties {
+
+                    /** CheckpointTaskRequest id */
+                    id?: (string|null);
+
+                    /** CheckpointTaskRequest path */
+                    path?: (string|null);
+
+                    /** CheckpointTaskRequest options */
+                    options?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CheckpointTaskRequest. */
+                type $Shape = containerd.task.v3.CheckpointTaskRequest.$Properties;
+            }
+
+            /**
+             * Properties of an UpdateTaskRequest.
+             * @deprecated Use containerd.task.v3.UpdateTaskRequest.$Properties instead.
+             */
+            interface IUpdateTaskRequest extends containerd.task.v3.UpdateTaskRequest.$Properties {
+            }
+
+            /** Represents an UpdateTaskRequest. */
+            class UpdateTaskRequest {
+
+                /**
+                 * Constructs a new UpdateTaskRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.UpdateTaskRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** UpdateTaskRequest id. */
+                id: string;
+
+                /** UpdateTaskRequest resources. */
+                resources?: (google.protobuf.Any.$Properties|null);
+
+                /** UpdateTaskRequest annotations. */
+                annotations: { [k: string]: string };
+
+                /**
+                 * Creates a new UpdateTaskRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns UpdateTaskRequest instance
+                 */
+                static create(properties: containerd.task.v3.UpdateTaskRequest.$Shape): containerd.task.v3.UpdateTaskRequest & containerd.task.v3.UpdateTaskRequest.$Shape;
+                static create(properties?: containerd.task.v3.UpdateTaskRequest.$Properties): containerd.task.v3.UpdateTaskRequest;
+
+                /**
+                 * Encodes the specified UpdateTaskRequest message. Does not implicitly {@link containerd.task.v3.UpdateTaskRequest.verify|verify} messages.
+                 * @param m UpdateTaskRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.UpdateTaskRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an UpdateTaskRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.UpdateTaskRequest & containerd.task.v3.UpdateTaskRequest.$Shape} UpdateTaskRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.UpdateTaskRequest & containerd.task.v3.UpdateTaskRequest.$Shape;
+
+                /**
+                 * Gets the type url for UpdateTaskRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace UpdateTaskRequest {
+
+                /** Properties of an UpdateTaskRequest. */
+                interface $Properties {
+
+                    /** UpdateTaskRequest id */
+                    id?: (string|null);
+
+                    /** UpdateTaskRequest resources */
+                    resources?: (google.protobuf.Any.$Properties|null);
+
+                    /** UpdateTaskRequest annotations */
+                    annotations?: ({ [k: string]: string }|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an UpdateTaskRequest. */
+                type $Shape = containerd.task.v3.UpdateTaskRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StartRequest.
+             * @deprecated Use containerd.task.v3.StartRequest.$Properties instead.
+             */
+            interface IStartRequest extends containerd.task.v3.StartRequest.$Properties {
+            }
+
+            /** Represents a StartRequest. */
+            class StartRequest {
+
+                /**
+                 * Constructs a new StartRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.StartRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StartRequest id. */
+                id: string;
+
+                /** StartRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new StartRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StartRequest instance
+                 */
+                static create(properties: containerd.task.v3.StartRequest.$Shape): containerd.task.v3.StartRequest & containerd.task.v3.StartRequest.$Shape;
+                static create(properties?: containerd.task.v3.StartRequest.$Properties): containerd.task.v3.StartRequest;
+
+                /**
+                 * Encodes the specified StartRequest message. Does not implicitly {@link containerd.task.v3.StartRequest.verify|verify} messages.
+                 * @param m StartRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.StartRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StartRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.StartRequest & containerd.task.v3.StartRequest.$Shape} StartRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.StartRequest & containerd.task.v3.StartRequest.$Shape;
+
+                /**
+                 * Gets the type url for StartRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StartRequest {
+
+                /** Properties of a StartRequest. */
+                interface $Properties {
+
+                    /** StartRequest id */
+                    id?: (string|null);
+
+                    /** StartRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StartRequest. */
+                type $Shape = containerd.task.v3.StartRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StartResponse.
+             * @deprecated Use containerd.task.v3.StartResponse.$Properties instead.
+             */
+            interface IStartResponse extends containerd.task.v3.StartResponse.$Properties {
+            }
+
+            /** Represents a StartResponse. */
+            class StartResponse {
+
+                /**
+                 * Constructs a new StartResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.StartResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StartResponse pid. */
+                pid: number;
+
+                /**
+                 * Creates a new StartResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StartResponse instance
+                 */
+                static create(properties: containerd.task.v3.StartResponse.$Shape): containerd.task.v3.StartResponse & containerd.task.v3.StartResponse.$Shape;
+                static create(properties?: containerd.task.v3.StartResponse.$Properties): containerd.task.v3.StartResponse;
+
+                /**
+                 * Encodes the specified StartResponse message. Does not implicitly {@link containerd.task.v3.StartResponse.verify|verify} messages.
+                 * @param m StartResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.StartResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StartResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.StartResponse & containerd.task.v3.StartResponse.$Shape} StartResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.StartResponse & containerd.task.v3.StartResponse.$Shape;
+
+                /**
+                 * Gets the type url for StartResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StartResponse {
+
+                /** Properties of a StartResponse. */
+                interface $Properties {
+
+                    /** StartResponse pid */
+                    pid?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StartResponse. */
+                type $Shape = containerd.task.v3.StartResponse.$Properties;
+            }
+
+            /**
+             * Properties of a WaitRequest.
+             * @deprecated Use containerd.task.v3.WaitRequest.$Properties instead.
+             */
+            interface IWaitRequest extends containerd.task.v3.WaitRequest.$Properties {
+            }
+
+            /** Represents a WaitRequest. */
+            class WaitRequest {
+
+                /**
+                 * Constructs a new WaitRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.WaitRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** WaitRequest id. */
+                id: string;
+
+                /** WaitRequest execId. */
+                execId: string;
+
+                /**
+                 * Creates a new WaitRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns WaitRequest instance
+                 */
+                static create(properties: containerd.task.v3.WaitRequest.$Shape): containerd.task.v3.WaitRequest & containerd.task.v3.WaitRequest.$Shape;
+                static create(properties?: containerd.task.v3.WaitRequest.$Properties): containerd.task.v3.WaitRequest;
+
+                /**
+                 * Encodes the specified WaitRequest message. Does not implicitly {@link containerd.task.v3.WaitRequest.verify|verify} messages.
+                 * @param m WaitRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.WaitRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a WaitRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.WaitRequest & containerd.task.v3.WaitRequest.$Shape} WaitRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.WaitRequest & containerd.task.v3.WaitRequest.$Shape;
+
+                /**
+                 * Gets the type url for WaitRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace WaitRequest {
+
+                /** Properties of a WaitRequest. */
+                interface $Properties {
+
+                    /** WaitRequest id */
+                    id?: (string|null);
+
+                    /** WaitRequest execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a WaitRequest. */
+                type $Shape = containerd.task.v3.WaitRequest.$Properties;
+            }
+
+            /**
+             * Properties of a WaitResponse.
+             * @deprecated Use containerd.task.v3.WaitResponse.$Properties instead.
+             */
+            interface IWaitResponse extends containerd.task.v3.WaitResponse.$Properties {
+            }
+
+            /** Represents a WaitResponse. */
+            class WaitResponse {
+
+                /**
+                 * Constructs a new WaitResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.WaitResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** WaitResponse exitStatus. */
+                exitStatus: number;
+
+                /** WaitResponse exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /**
+                 * Creates a new WaitResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns WaitResponse instance
+                 */
+                static create(properties: containerd.task.v3.WaitResponse.$Shape): containerd.task.v3.WaitResponse & containerd.task.v3.WaitResponse.$Shape;
+                static create(properties?: containerd.task.v3.WaitResponse.$Properties): containerd.task.v3.WaitResponse;
+
+                /**
+                 * Encodes the specified WaitResponse message. Does not implicitly {@link containerd.task.v3.WaitResponse.verify|verify} messages.
+                 * @param m WaitResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.WaitResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a WaitResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.WaitResponse & containerd.task.v3.WaitResponse.$Shape} WaitResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.WaitResponse & containerd.task.v3.WaitResponse.$Shape;
+
+                /**
+                 * Gets the type url for WaitResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace WaitResponse {
+
+                /** Properties of a WaitResponse. */
+                interface $Properties {
+
+                    /** WaitResponse exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** WaitResponse exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a WaitResponse. */
+                type $Shape = containerd.task.v3.WaitResponse.$Properties;
+            }
+
+            /**
+             * Properties of a StatsRequest.
+             * @deprecated Use containerd.task.v3.StatsRequest.$Properties instead.
+             */
+            interface IStatsRequest extends containerd.task.v3.StatsRequest.$Properties {
+            }
+
+            /** Represents a StatsRequest. */
+            class StatsRequest {
+
+                /**
+                 * Constructs a new StatsRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.StatsRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StatsRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new StatsRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StatsRequest instance
+                 */
+                static create(properties: containerd.task.v3.StatsRequest.$Shape): containerd.task.v3.StatsRequest & containerd.task.v3.StatsRequest.$Shape;
+                static create(properties?: containerd.task.v3.StatsRequest.$Properties): containerd.task.v3.StatsRequest;
+
+                /**
+                 * Encodes the specified StatsRequest message. Does not implicitly {@link containerd.task.v3.StatsRequest.verify|verify} messages.
+                 * @param m StatsRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.StatsRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StatsRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.StatsRequest & containerd.task.v3.StatsRequest.$Shape} StatsRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.StatsRequest & containerd.task.v3.StatsRequest.$Shape;
+
+                /**
+                 * Gets the type url for StatsRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StatsRequest {
+
+                /** Properties of a StatsRequest. */
+                interface $Properties {
+
+                    /** StatsRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StatsRequest. */
+                type $Shape = containerd.task.v3.StatsRequest.$Properties;
+            }
+
+            /**
+             * Properties of a StatsResponse.
+             * @deprecated Use containerd.task.v3.StatsResponse.$Properties instead.
+             */
+            interface IStatsResponse extends containerd.task.v3.StatsResponse.$Properties {
+            }
+
+            /** Represents a StatsResponse. */
+            class StatsResponse {
+
+                /**
+                 * Constructs a new StatsResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.StatsResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** StatsResponse stats. */
+                stats?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new StatsResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns StatsResponse instance
+                 */
+                static create(properties: containerd.task.v3.StatsResponse.$Shape): containerd.task.v3.StatsResponse & containerd.task.v3.StatsResponse.$Shape;
+                static create(properties?: containerd.task.v3.StatsResponse.$Properties): containerd.task.v3.StatsResponse;
+
+                /**
+                 * Encodes the specified StatsResponse message. Does not implicitly {@link containerd.task.v3.StatsResponse.verify|verify} messages.
+                 * @param m StatsResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.StatsResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a StatsResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.StatsResponse & containerd.task.v3.StatsResponse.$Shape} StatsResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.StatsResponse & containerd.task.v3.StatsResponse.$Shape;
+
+                /**
+                 * Gets the type url for StatsResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace StatsResponse {
+
+                /** Properties of a StatsResponse. */
+                interface $Properties {
+
+                    /** StatsResponse stats */
+                    stats?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a StatsResponse. */
+                type $Shape = containerd.task.v3.StatsResponse.$Properties;
+            }
+
+            /**
+             * Properties of a ConnectRequest.
+             * @deprecated Use containerd.task.v3.ConnectRequest.$Properties instead.
+             */
+            interface IConnectRequest extends containerd.task.v3.ConnectRequest.$Properties {
+            }
+
+            /** Represents a ConnectRequest. */
+            class ConnectRequest {
+
+                /**
+                 * Constructs a new ConnectRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ConnectRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ConnectRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new ConnectRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ConnectRequest instance
+                 */
+                static create(properties: containerd.task.v3.ConnectRequest.$Shape): containerd.task.v3.ConnectRequest & containerd.task.v3.ConnectRequest.$Shape;
+                static create(properties?: containerd.task.v3.ConnectRequest.$Properties): containerd.task.v3.ConnectRequest;
+
+                /**
+                 * Encodes the specified ConnectRequest message. Does not implicitly {@link containerd.task.v3.ConnectRequest.verify|verify} messages.
+                 * @param m ConnectRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ConnectRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ConnectRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ConnectRequest & containerd.task.v3.ConnectRequest.$Shape} ConnectRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ConnectRequest & containerd.task.v3.ConnectRequest.$Shape;
+
+                /**
+                 * Gets the type url for ConnectRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ConnectRequest {
+
+                /** Properties of a ConnectRequest. */
+                interface $Properties {
+
+                    /** ConnectRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ConnectRequest. */
+                type $Shape = containerd.task.v3.ConnectRequest.$Properties;
+            }
+
+            /**
+             * Properties of a ConnectResponse.
+             * @deprecated Use containerd.task.v3.ConnectResponse.$Properties instead.
+             */
+            interface IConnectResponse extends containerd.task.v3.ConnectResponse.$Properties {
+            }
+
+            /** Represents a ConnectResponse. */
+            class ConnectResponse {
+
+                /**
+                 * Constructs a new ConnectResponse.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ConnectResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ConnectResponse shimPid. */
+                shimPid: number;
+
+                /** ConnectResponse taskPid. */
+                taskPid: number;
+
+                /** ConnectResponse version. */
+                version: string;
+
+                /**
+                 * Creates a new ConnectResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ConnectResponse instance
+                 */
+                static create(properties: containerd.task.v3.ConnectResponse.$Shape): containerd.task.v3.ConnectResponse & containerd.task.v3.ConnectResponse.$Shape;
+                static create(properties?: containerd.task.v3.ConnectResponse.$Properties): containerd.task.v3.ConnectResponse;
+
+                /**
+                 * Encodes the specified ConnectResponse message. Does not implicitly {@link containerd.task.v3.ConnectResponse.verify|verify} messages.
+                 * @param m ConnectResponse message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ConnectResponse.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ConnectResponse message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ConnectResponse & containerd.task.v3.ConnectResponse.$Shape} ConnectResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ConnectResponse & containerd.task.v3.ConnectResponse.$Shape;
+
+                /**
+                 * Gets the type url for ConnectResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ConnectResponse {
+
+                /** Properties of a ConnectResponse. */
+                interface $Properties {
+
+                    /** ConnectResponse shimPid */
+                    shimPid?: (number|null);
+
+                    /** ConnectResponse taskPid */
+                    taskPid?: (number|null);
+
+                    /** ConnectResponse version */
+                    version?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ConnectResponse. */
+                type $Shape = containerd.task.v3.ConnectResponse.$Properties;
+            }
+
+            /**
+             * Properties of a ShutdownRequest.
+             * @deprecated Use containerd.task.v3.ShutdownRequest.$Properties instead.
+             */
+            interface IShutdownRequest extends containerd.task.v3.ShutdownRequest.$Properties {
+            }
+
+            /** Represents a ShutdownRequest. */
+            class ShutdownRequest {
+
+                /**
+                 * Constructs a new ShutdownRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ShutdownRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ShutdownRequest id. */
+                id: string;
+
+                /** ShutdownRequest now. */
+                now: boolean;
+
+                /**
+                 * Creates a new ShutdownRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ShutdownRequest instance
+                 */
+                static create(properties: containerd.task.v3.ShutdownRequest.$Shape): containerd.task.v3.ShutdownRequest & containerd.task.v3.ShutdownRequest.$Shape;
+                static create(properties?: containerd.task.v3.ShutdownRequest.$Properties): containerd.task.v3.ShutdownRequest;
+
+                /**
+                 * Encodes the specified ShutdownRequest message. Does not implicitly {@link containerd.task.v3.ShutdownRequest.verify|verify} messages.
+                 * @param m ShutdownRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ShutdownRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ShutdownRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ShutdownRequest & containerd.task.v3.ShutdownRequest.$Shape} ShutdownRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ShutdownRequest & containerd.task.v3.ShutdownRequest.$Shape;
+
+                /**
+                 * Gets the type url for ShutdownRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ShutdownRequest {
+
+                /** Properties of a ShutdownRequest. */
+                interface $Properties {
+
+                    /** ShutdownRequest id */
+                    id?: (string|null);
+
+                    /** ShutdownRequest now */
+                    now?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ShutdownRequest. */
+                type $Shape = containerd.task.v3.ShutdownRequest.$Properties;
+            }
+
+            /**
+             * Properties of a PauseRequest.
+             * @deprecated Use containerd.task.v3.PauseRequest.$Properties instead.
+             */
+            interface IPauseRequest extends containerd.task.v3.PauseRequest.$Properties {
+            }
+
+            /** Represents a PauseRequest. */
+            class PauseRequest {
+
+                /**
+                 * Constructs a new PauseRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.PauseRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** PauseRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new PauseRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns PauseRequest instance
+                 */
+                static create(properties: containerd.task.v3.PauseRequest.$Shape): containerd.task.v3.PauseRequest & containerd.task.v3.PauseRequest.$Shape;
+                static create(properties?: containerd.task.v3.PauseRequest.$Properties): containerd.task.v3.PauseRequest;
+
+                /**
+                 * Encodes the specified PauseRequest message. Does not implicitly {@link containerd.task.v3.PauseRequest.verify|verify} messages.
+                 * @param m PauseRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.PauseRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a PauseRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.PauseRequest & containerd.task.v3.PauseRequest.$Shape} PauseRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.PauseRequest & containerd.task.v3.PauseRequest.$Shape;
+
+                /**
+                 * Gets the type url for PauseRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace PauseRequest {
+
+                /** Properties of a PauseRequest. */
+                interface $Properties {
+
+                    /** PauseRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a PauseRequest. */
+                type $Shape = containerd.task.v3.PauseRequest.$Properties;
+            }
+
+            /**
+             * Properties of a ResumeRequest.
+             * @deprecated Use containerd.task.v3.ResumeRequest.$Properties instead.
+             */
+            interface IResumeRequest extends containerd.task.v3.ResumeRequest.$Properties {
+            }
+
+            /** Represents a ResumeRequest. */
+            class ResumeRequest {
+
+                /**
+                 * Constructs a new ResumeRequest.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.task.v3.ResumeRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ResumeRequest id. */
+                id: string;
+
+                /**
+                 * Creates a new ResumeRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ResumeRequest instance
+                 */
+                static create(properties: containerd.task.v3.ResumeRequest.$Shape): containerd.task.v3.ResumeRequest & containerd.task.v3.ResumeRequest.$Shape;
+                static create(properties?: containerd.task.v3.ResumeRequest.$Properties): containerd.task.v3.ResumeRequest;
+
+                /**
+                 * Encodes the specified ResumeRequest message. Does not implicitly {@link containerd.task.v3.ResumeRequest.verify|verify} messages.
+                 * @param m ResumeRequest message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.task.v3.ResumeRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ResumeRequest message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.task.v3.ResumeRequest & containerd.task.v3.ResumeRequest.$Shape} ResumeRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.task.v3.ResumeRequest & containerd.task.v3.ResumeRequest.$Shape;
+
+                /**
+                 * Gets the type url for ResumeRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ResumeRequest {
+
+                /** Properties of a ResumeRequest. */
+                interface $Properties {
+
+                    /** ResumeRequest id */
+                    id?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ResumeRequest. */
+                type $Shape = containerd.task.v3.ResumeRequest.$Properties;
+            }
+        }
+    }
+
+    /** Namespace v1. */
+    namespace v1 {
+
+        /** Namespace types. */
+        namespace types {
+
+            /** Status enum. */
+            enum Status {
+
+                /** UNKNOWN value */
+                UNKNOWN = 0,
+
+                /** CREATED value */
+                CREATED = 1,
+
+                /** RUNNING value */
+                RUNNING = 2,
+
+                /** STOPPED value */
+                STOPPED = 3,
+
+                /** PAUSED value */
+                PAUSED = 4,
+
+                /** PAUSING value */
+                PAUSING = 5
+            }
+
+            /**
+             * Properties of a Process.
+             * @deprecated Use containerd.v1.types.Process.$Properties instead.
+             */
+            interface IProcess extends containerd.v1.types.Process.$Properties {
+            }
+
+            /** Represents a Process. */
+            class Process {
+
+                /**
+                 * Constructs a new Process.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.v1.types.Process.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** Process containerId. */
+                containerId: string;
+
+                /** Process id. */
+                id: string;
+
+                /** Process pid. */
+                pid: number;
+
+                /** Process status. */
+                status: containerd.v1.types.Status;
+
+                /** Process stdin. */
+                stdin: string;
+
+                /** Process stdout. */
+                stdout: string;
+
+                /** Process stderr. */
+                stderr: string;
+
+                /** Process terminal. */
+                terminal: boolean;
+
+                /** Process exitStatus. */
+                exitStatus: number;
+
+                /** Process exitedAt. */
+                exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                /**
+                 * Creates a new Process instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns Process instance
+                 */
+                static create(properties: containerd.v1.types.Process.$Shape): containerd.v1.types.Process & containerd.v1.types.Process.$Shape;
+                static create(properties?: containerd.v1.types.Process.$Properties): containerd.v1.types.Process;
+
+                /**
+                 * Encodes the specified Process message. Does not implicitly {@link containerd.v1.types.Process.verify|verify} messages.
+                 * @param m Process message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.v1.types.Process.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a Process message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.v1.types.Process & containerd.v1.types.Process.$Shape} Process
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.v1.types.Process & containerd.v1.types.Process.$Shape;
+
+                /**
+                 * Gets the type url for Process
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Process {
+
+                /** Properties of a Process. */
+                interface $Properties {
+
+                    /** Process containerId */
+                    containerId?: (string|null);
+
+                    /** Process id */
+                    id?: (string|null);
+
+                    /** Process pid */
+                    pid?: (number|null);
+
+                    /** Process status */
+                    status?: (containerd.v1.types.Status|null);
+
+                    /** Process stdin */
+                    stdin?: (string|null);
+
+                    /** Process stdout */
+                    stdout?: (string|null);
+
+                    /** Process stderr */
+                    stderr?: (string|null);
+
+                    /** Process terminal */
+                    terminal?: (boolean|null);
+
+                    /** Process exitStatus */
+                    exitStatus?: (number|null);
+
+                    /** Process exitedAt */
+                    exitedAt?: (google.protobuf.Timestamp.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a Process. */
+                type $Shape = containerd.v1.types.Process.$Properties;
+            }
+
+            /**
+             * Properties of a ProcessInfo.
+             * @deprecated Use containerd.v1.types.ProcessInfo.$Properties instead.
+             */
+            interface IProcessInfo extends containerd.v1.types.ProcessInfo.$Properties {
+            }
+
+            /** Represents a ProcessInfo. */
+            class ProcessInfo {
+
+                /**
+                 * Constructs a new ProcessInfo.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.v1.types.ProcessInfo.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ProcessInfo pid. */
+                pid: number;
+
+                /** ProcessInfo info. */
+                info?: (google.protobuf.Any.$Properties|null);
+
+                /**
+                 * Creates a new ProcessInfo instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ProcessInfo instance
+                 */
+                static create(properties: containerd.v1.types.ProcessInfo.$Shape): containerd.v1.types.ProcessInfo & containerd.v1.types.ProcessInfo.$Shape;
+                static create(properties?: containerd.v1.types.ProcessInfo.$Properties): containerd.v1.types.ProcessInfo;
+
+                /**
+                 * Encodes the specified ProcessInfo message. Does not implicitly {@link containerd.v1.types.ProcessInfo.verify|verify} messages.
+                 * @param m ProcessInfo message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.v1.types.ProcessInfo.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ProcessInfo message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.v1.types.ProcessInfo & containerd.v1.types.ProcessInfo.$Shape} ProcessInfo
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.v1.types.ProcessInfo & containerd.v1.types.ProcessInfo.$Shape;
+
+                /**
+                 * Gets the type url for ProcessInfo
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ProcessInfo {
+
+                /** Properties of a ProcessInfo. */
+                interface $Properties {
+
+                    /** ProcessInfo pid */
+                    pid?: (number|null);
+
+                    /** ProcessInfo info */
+                    info?: (google.protobuf.Any.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ProcessInfo. */
+                type $Shape = containerd.v1.types.ProcessInfo.$Properties;
+            }
+        }
+    }
+
+    /** Namespace services. */
+    namespace services {
+
+        /** Namespace events. */
+        namespace events {
+
+            /** Namespace ttrpc. */
+            namespace ttrpc {
+
+                /** Namespace v1. */
+                namespace v1 {
+
+                    /** Represents an Events */
+                    class Events extends $protobuf.rpc.Service {
+
+                        /**
+                         * Constructs a new Events service.
+                         * @param rpcImpl RPC implementation
+                         * @param [requestDelimited=false] Whether requests are length-delimited
+                         * @param [responseDelimited=false] Whether responses are length-delimited
+                         */
+                        constructor(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean);
+
+                        /**
+                         * Creates new Events service using the specified rpc implementation.
+                         * @param rpcImpl RPC implementation
+                         * @param [requestDelimited=false] Whether requests are length-delimited
+                         * @param [responseDelimited=false] Whether responses are length-delimited
+                         * @returns RPC service. Useful where requests and/or responses are streamed.
+                         */
+                        static create(rpcImpl: $protobuf.RPCImpl, requestDelimited?: boolean, responseDelimited?: boolean): Events;
+
+                        /** Calls Forward. */
+                        forward: containerd.services.events.ttrpc.v1.Events.Forward;
+                    }
+
+                    namespace Events {
+
+                        /**
+                         * Callback as used by {@link containerd.services.events.ttrpc.v1.Events#forward}.
+                         * @param error Error, if any
+                         * @param [response] Empty
+                         */
+                        type ForwardCallback = (error: (Error|null), response?: google.protobuf.Empty) => void;
+
+                        /** Calls Forward. */
+                        type Forward = {
+                          (request: containerd.services.events.ttrpc.v1.IForwardRequest, callback: containerd.services.events.ttrpc.v1.Events.ForwardCallback): void;
+                          (request: containerd.services.events.ttrpc.v1.IForwardRequest): Promise<google.protobuf.Empty>;
+                          readonly name: "Forward";
+                          readonly path: "/containerd.services.events.ttrpc.v1.Events/Forward";
+                          readonly requestType: "ForwardRequest";
+                          readonly responseType: "google.protobuf.Empty";
+                          readonly requestStream: undefined;
+                          readonly responseStream: undefined;
+                        };
+                    }
+
+                    /**
+                     * Properties of a ForwardRequest.
+                     * @deprecated Use containerd.services.events.ttrpc.v1.ForwardRequest.$Properties instead.
+                     */
+                    interface IForwardRequest extends containerd.services.events.ttrpc.v1.ForwardRequest.$Properties {
+                    }
+
+                    /** Represents a ForwardRequest. */
+                    class ForwardRequest {
+
+                        /**
+                         * Constructs a new ForwardRequest.
+                         * @param [p] Properties to set
+                         */
+                        constructor(p?: containerd.services.events.ttrpc.v1.ForwardRequest.$Properties);
+
+                        /** Unknown fields preserved while decoding when enabled */
+                        $unknowns?: Uint8Array[];
+
+                        /** ForwardRequest envelope. */
+                        envelope?: (containerd.types.Envelope.$Properties|null);
+
+                        /**
+                         * Creates a new ForwardRequest instance using the specified properties.
+                         * @param [properties] Properties to set
+                         * @returns ForwardRequest instance
+                         */
+                        static create(properties: containerd.services.events.ttrpc.v1.ForwardRequest.$Shape): containerd.services.events.ttrpc.v1.ForwardRequest & containerd.services.events.ttrpc.v1.ForwardRequest.$Shape;
+                        static create(properties?: containerd.services.events.ttrpc.v1.ForwardRequest.$Properties): containerd.services.events.ttrpc.v1.ForwardRequest;
+
+                        /**
+                         * Encodes the specified ForwardRequest message. Does not implicitly {@link containerd.services.events.ttrpc.v1.ForwardRequest.verify|verify} messages.
+                         * @param m ForwardRequest message or plain object to encode
+                         * @param [w] Writer to encode to
+                         * @returns Writer
+                         */
+                        static encode(m: containerd.services.events.ttrpc.v1.ForwardRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                        /**
+                         * Decodes a ForwardRequest message from the specified reader or buffer.
+                         * @param r Reader or buffer to decode from
+                         * @param [l] Message length if known beforehand
+                         * @returns {containerd.services.events.ttrpc.v1.ForwardRequest & containerd.services.events.ttrpc.v1.ForwardRequest.$Shape} ForwardRequest
+                         * @throws {Error} If the payload is not a reader or valid buffer
+                         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                         */
+                        static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.services.events.ttrpc.v1.ForwardRequest & containerd.services.events.ttrpc.v1.ForwardRequest.$Shape;
+
+                        /**
+                         * Gets the type url for ForwardRequest
+                         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                         * @returns The type url
+                         */
+                        static getTypeUrl(prefix?: string): string;
+                    }
+
+                    namespace ForwardRequest {
+
+                        /** Properties of a ForwardRequest. */
+                        interface $Properties {
+
+                            /** ForwardRequest envelope */
+                            envelope?: (containerd.types.Envelope.$Properties|null);
+
+                            /** Unknown fields preserved while decoding when enabled */
+                            $unknowns?: Uint8Array[];
+                        }
+
+                        /** Shape of a ForwardRequest. */
+                        type $Shape = containerd.services.events.ttrpc.v1.ForwardRequest.$Properties;
+                    }
+                }
+            }
+        }
+    }
+
+    /** Namespace runc. */
+    namespace runc {
+
+        /** Namespace v1. */
+        namespace v1 {
+
+            /**
+             * Properties of an Options.
+             * @deprecated Use containerd.runc.v1.Options.$Properties instead.
+             */
+            interface IOptions extends containerd.runc.v1.Options.$Properties {
+            }
+
+            /** Represents an Options. */
+            class Options {
+
+                /**
+                 * Constructs a new Options.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.runc.v1.Options.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** Options noPivotRoot. */
+                noPivotRoot: boolean;
+
+                /** Options noNewKeyring. */
+                noNewKeyring: boolean;
+
+                /** Options shimCgroup. */
+                shimCgroup: string;
+
+                /** Options ioUid. */
+                ioUid: number;
+
+                /** Options ioGid. */
+                ioGid: number;
+
+                /** Options binaryName. */
+                binaryName: string;
+
+                /** Options root. */
+                root: string;
+
+                /** Options criuPath. */
+                criuPath: string;
+
+                /** Options systemdCgroup. */
+                systemdCgroup: boolean;
+
+                /** Options criuImagePath. */
+                criuImagePath: string;
+
+                /** Options criuWorkPath. */
+                criuWorkPath: string;
+
+                /** Options taskApiAddress. */
+                taskApiAddress: string;
+
+                /** Options taskApiVersion. */
+                taskApiVersion: number;
+
+                /**
+                 * Creates a new Options instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns Options instance
+                 */
+                static create(properties: containerd.runc.v1.Options.$Shape): containerd.runc.v1.Options & containerd.runc.v1.Options.$Shape;
+                static create(properties?: containerd.runc.v1.Options.$Properties): containerd.runc.v1.Options;
+
+                /**
+                 * Encodes the specified Options message. Does not implicitly {@link containerd.runc.v1.Options.verify|verify} messages.
+                 * @param m Options message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.runc.v1.Options.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an Options message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.runc.v1.Options & containerd.runc.v1.Options.$Shape} Options
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.runc.v1.Options & containerd.runc.v1.Options.$Shape;
+
+                /**
+                 * Gets the type url for Options
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Options {
+
+                /** Properties of an Options. */
+                interface $Properties {
+
+                    /** Options noPivotRoot */
+                    noPivotRoot?: (boolean|null);
+
+                    /** Options noNewKeyring */
+                    noNewKeyring?: (boolean|null);
+
+                    /** Options shimCgroup */
+                    shimCgroup?: (string|null);
+
+                    /** Options ioUid */
+                    ioUid?: (number|null);
+
+                    /** Options ioGid */
+                    ioGid?: (number|null);
+
+                    /** Options binaryName */
+                    binaryName?: (string|null);
+
+                    /** Options root */
+                    root?: (string|null);
+
+                    /** Options criuPath */
+                    criuPath?: (string|null);
+
+                    /** Options systemdCgroup */
+                    systemdCgroup?: (boolean|null);
+
+                    /** Options criuImagePath */
+                    criuImagePath?: (string|null);
+
+                    /** Options criuWorkPath */
+                    criuWorkPath?: (string|null);
+
+                    /** Options taskApiAddress */
+                    taskApiAddress?: (string|null);
+
+                    /** Options taskApiVersion */
+                    taskApiVersion?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an Options. */
+                type $Shape = containerd.runc.v1.Options.$Properties;
+            }
+
+            /**
+             * Properties of a CheckpointOptions.
+             * @deprecated Use containerd.runc.v1.CheckpointOptions.$Properties instead.
+             */
+            interface ICheckpointOptions extends containerd.runc.v1.CheckpointOptions.$Properties {
+            }
+
+            /** Represents a CheckpointOptions. */
+            class CheckpointOptions {
+
+                /**
+                 * Constructs a new CheckpointOptions.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.runc.v1.CheckpointOptions.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CheckpointOptions exit. */
+                exit: boolean;
+
+                /** CheckpointOptions openTcp. */
+                openTcp: boolean;
+
+                /** CheckpointOptions externalUnixSockets. */
+                externalUnixSockets: boolean;
+
+                /** CheckpointOptions terminal. */
+                terminal: boolean;
+
+                /** CheckpointOptions fileLocks. */
+                fileLocks: boolean;
+
+                /** CheckpointOptions emptyNamespaces. */
+                emptyNamespaces: string[];
+
+                /** CheckpointOptions cgroupsMode. */
+                cgroupsMode: string;
+
+                /** CheckpointOptions imagePath. */
+                imagePath: string;
+
+                /** CheckpointOptions workPath. */
+                workPath: string;
+
+                /**
+                 * Creates a new CheckpointOptions instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CheckpointOptions instance
+                 */
+                static create(properties: containerd.runc.v1.CheckpointOptions.$Shape): containerd.runc.v1.CheckpointOptions & containerd.runc.v1.CheckpointOptions.$Shape;
+                static create(properties?: containerd.runc.v1.CheckpointOptions.$Properties): containerd.runc.v1.CheckpointOptions;
+
+                /**
+                 * Encodes the specified CheckpointOptions message. Does not implicitly {@link containerd.runc.v1.CheckpointOptions.verify|verify} messages.
+                 * @param m CheckpointOptions message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.runc.v1.CheckpointOptions.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CheckpointOptions message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.runc.v1.CheckpointOptions & containerd.runc.v1.CheckpointOptions.$Shape} CheckpointOptions
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.runc.v1.CheckpointOptions & containerd.runc.v1.CheckpointOptions.$Shape;
+
+                /**
+                 * Gets the type url for CheckpointOptions
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CheckpointOptions {
+
+                /** Properties of a CheckpointOptions. */
+                interface $Properties {
+
+                    /** CheckpointOptions exit */
+                    exit?: (boolean|null);
+
+                    /** CheckpointOptions openTcp */
+                    openTcp?: (boolean|null);
+
+                    /** CheckpointOptions externalUnixSockets */
+                    externalUnixSockets?: (boolean|null);
+
+                    /** CheckpointOptions terminal */
+                    terminal?: (boolean|null);
+
+                    /** CheckpointOptions fileLocks */
+                    fileLocks?: (boolean|null);
+
+                    /** CheckpointOptions emptyNamespaces */
+                    emptyNamespaces?: (string[]|null);
+
+                    /** CheckpointOptions cgroupsMode */
+                    cgroupsMode?: (string|null);
+
+                    /** CheckpointOptions imagePath */
+                    imagePath?: (string|null);
+
+                    /** CheckpointOptions workPath */
+                    workPath?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CheckpointOptions. */
+                type $Shape = containerd.runc.v1.CheckpointOptions.$Properties;
+            }
+
+            /**
+             * Properties of a ProcessDetails.
+             * @deprecated Use containerd.runc.v1.ProcessDetails.$Properties instead.
+             */
+            interface IProcessDetails extends containerd.runc.v1.ProcessDetails.$Properties {
+            }
+
+            /** Represents a ProcessDetails. */
+            class ProcessDetails {
+
+                /**
+                 * Constructs a new ProcessDetails.
+                 * @param [p] Properties to set
+                 */
+                constructor(p?: containerd.runc.v1.ProcessDetails.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ProcessDetails execId. */
+                execId: string;
+
+                /**
+                 * Creates a new ProcessDetails instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ProcessDetails instance
+                 */
+                static create(properties: containerd.runc.v1.ProcessDetails.$Shape): containerd.runc.v1.ProcessDetails & containerd.runc.v1.ProcessDetails.$Shape;
+                static create(properties?: containerd.runc.v1.ProcessDetails.$Properties): containerd.runc.v1.ProcessDetails;
+
+                /**
+                 * Encodes the specified ProcessDetails message. Does not implicitly {@link containerd.runc.v1.ProcessDetails.verify|verify} messages.
+                 * @param m ProcessDetails message or plain object to encode
+                 * @param [w] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(m: containerd.runc.v1.ProcessDetails.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ProcessDetails message from the specified reader or buffer.
+                 * @param r Reader or buffer to decode from
+                 * @param [l] Message length if known beforehand
+                 * @returns {containerd.runc.v1.ProcessDetails & containerd.runc.v1.ProcessDetails.$Shape} ProcessDetails
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(r: ($protobuf.Reader|Uint8Array), l?: number): containerd.runc.v1.ProcessDetails & containerd.runc.v1.ProcessDetails.$Shape;
+
+                /**
+                 * Gets the type url for ProcessDetails
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ProcessDetails {
+
+                /** Properties of a ProcessDetails. */
+                interface $Properties {
+
+                    /** ProcessDetails execId */
+                    execId?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ProcessDetails. */
+                type $Shape = containerd.runc.v1.ProcessDetails.$Properties;
+            }
+        }
+    }
+}
+
 /** Namespace google. */
 export namespace google {
 
     /** Namespace protobuf. */
     namespace protobuf {
+
+        /**
+         * Properties of a Timestamp.
+         * @deprecated Use google.protobuf.Timestamp.$Properties instead.
+         */
+        interface ITimestamp extends google.protobuf.Timestamp.$Properties {
+        }
+
+        /** Represents a Timestamp. */
+        class Timestamp {
+
+            /**
+             * Constructs a new Timestamp.
+             * @param [p] Properties to set
+             */
+            constructor(p?: google.protobuf.Timestamp.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Timestamp seconds. */
+            seconds: (number|Long);
+
+            /** Timestamp nanos. */
+            nanos: number;
+
+            /**
+             * Creates a new Timestamp instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Timestamp instance
+             */
+            static create(properties: google.protobuf.Timestamp.$Shape): google.protobuf.Timestamp & google.protobuf.Timestamp.$Shape;
+            static create(properties?: google.protobuf.Timestamp.$Properties): google.protobuf.Timestamp;
+
+            /**
+             * Encodes the specified Timestamp message. Does not implicitly {@link google.protobuf.Timestamp.verify|verify} messages.
+             * @param m Timestamp message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: google.protobuf.Timestamp.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a Timestamp message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {google.protobuf.Timestamp & google.protobuf.Timestamp.$Shape} Timestamp
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): google.protobuf.Timestamp & google.protobuf.Timestamp.$Shape;
+
+            /**
+             * Gets the type url for Timestamp
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Timestamp {
+
+            /** Properties of a Timestamp. */
+            interface $Properties {
+
+                /** Timestamp seconds */
+                seconds?: (number|Long|null);
+
+                /** Timestamp nanos */
+                nanos?: (number|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of a Timestamp. */
+            type $Shape = google.protobuf.Timestamp.$Properties;
+        }
 
         /**
          * Properties of an Any.
@@ -84,6 +10692,72 @@ export namespace google {
 
             /** Shape of an Any. */
             type $Shape = google.protobuf.Any.$Properties;
+        }
+
+        /**
+         * Properties of an Empty.
+         * @deprecated Use google.protobuf.Empty.$Properties instead.
+         */
+        interface IEmpty extends google.protobuf.Empty.$Properties {
+        }
+
+        /** Represents an Empty. */
+        class Empty {
+
+            /**
+             * Constructs a new Empty.
+             * @param [p] Properties to set
+             */
+            constructor(p?: google.protobuf.Empty.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /**
+             * Creates a new Empty instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Empty instance
+             */
+            static create(properties: google.protobuf.Empty.$Shape): google.protobuf.Empty & google.protobuf.Empty.$Shape;
+            static create(properties?: google.protobuf.Empty.$Properties): google.protobuf.Empty;
+
+            /**
+             * Encodes the specified Empty message. Does not implicitly {@link google.protobuf.Empty.verify|verify} messages.
+             * @param m Empty message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: google.protobuf.Empty.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an Empty message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {google.protobuf.Empty & google.protobuf.Empty.$Shape} Empty
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): google.protobuf.Empty & google.protobuf.Empty.$Shape;
+
+            /**
+             * Gets the type url for Empty
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Empty {
+
+            /** Properties of an Empty. */
+            interface $Properties {
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an Empty. */
+            type $Shape = google.protobuf.Empty.$Properties;
         }
     }
 
@@ -172,6 +10846,98 @@ export namespace google {
 
             /** Shape of a Status. */
             type $Shape = google.rpc.Status.$Properties;
+        }
+    }
+}
+
+/** Namespace runtimeoptions. */
+export namespace runtimeoptions {
+
+    /** Namespace v1. */
+    namespace v1 {
+
+        /**
+         * Properties of an Options.
+         * @deprecated Use runtimeoptions.v1.Options.$Properties instead.
+         */
+        interface IOptions extends runtimeoptions.v1.Options.$Properties {
+        }
+
+        /** Represents an Options. */
+        class Options {
+
+            /**
+             * Constructs a new Options.
+             * @param [p] Properties to set
+             */
+            constructor(p?: runtimeoptions.v1.Options.$Properties);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+
+            /** Options typeUrl. */
+            typeUrl: string;
+
+            /** Options configPath. */
+            configPath: string;
+
+            /** Options configBody. */
+            configBody: Uint8Array;
+
+            /**
+             * Creates a new Options instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns Options instance
+             */
+            static create(properties: runtimeoptions.v1.Options.$Shape): runtimeoptions.v1.Options & runtimeoptions.v1.Options.$Shape;
+            static create(properties?: runtimeoptions.v1.Options.$Properties): runtimeoptions.v1.Options;
+
+            /**
+             * Encodes the specified Options message. Does not implicitly {@link runtimeoptions.v1.Options.verify|verify} messages.
+             * @param m Options message or plain object to encode
+             * @param [w] Writer to encode to
+             * @returns Writer
+             */
+            static encode(m: runtimeoptions.v1.Options.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an Options message from the specified reader or buffer.
+             * @param r Reader or buffer to decode from
+             * @param [l] Message length if known beforehand
+             * @returns {runtimeoptions.v1.Options & runtimeoptions.v1.Options.$Shape} Options
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): runtimeoptions.v1.Options & runtimeoptions.v1.Options.$Shape;
+
+            /**
+             * Gets the type url for Options
+             * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns The type url
+             */
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace Options {
+
+            /** Properties of an Options. */
+            interface $Properties {
+
+                /** Options typeUrl */
+                typeUrl?: (string|null);
+
+                /** Options configPath */
+                configPath?: (string|null);
+
+                /** Options configBody */
+                configBody?: (Uint8Array|null);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+            }
+
+            /** Shape of an Options. */
+            type $Shape = runtimeoptions.v1.Options.$Properties;
         }
     }
 }
