@@ -2,7 +2,21 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": [ "src/addon.cc" ],
+      "sources": [
+        "src/addon.cc",
+        "src/args.cc",
+        "src/errors.cc",
+        "src/fdpass.cc",
+        "src/fds.cc",
+        "src/mount.cc",
+        "src/pidfd.cc",
+        "src/poller.cc",
+        "src/reaper.cc",
+        "src/spawn.cc",
+        "src/tracked.cc",
+        "src/tty.cc",
+        "src/wait-status.cc"
+      ],
       "include_dirs": [ "<!(node -p \"require('node-addon-api').include_dir\")" ],
       "defines": [ "NAPI_VERSION=9", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE" ],
       "cflags!": [ "-fno-exceptions" ],

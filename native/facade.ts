@@ -103,7 +103,13 @@ export interface Native {
   /** prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants reparent to this process. */
   setChildSubreaper(): void;
 
-  /** Starts a program; the only way core/ and shim/ start processes. */
+  /**
+   * Starts a program; the only way core/ and shim/ start processes. The child is
+   * tracked. When the child fails before running the program, it is reaped and the
+   * error of the failing step is thrown: `execve` (e.g. ENOENT, with `path` = file),
+   * `chdir` (with `path` = cwd), `setsid`, `dup2`...; `clone` errors (EAGAIN) too.
+   * The child shares the open file descriptions of `fds` (and so their O_NONBLOCK).
+   */
   spawn(options: SpawnOptions): SpawnedProcess;
 
   /**
@@ -119,24 +125,43 @@ export interface Native {
   /**
    * A non-blocking waitid(P_PIDFD, WEXITED | WNOHANG) that reaps the child: the
    * status once it has exited, `undefined` while it runs. Throws ECHILD when the
-   * process is not our child (its status cannot be collected by us).
+   * process is not our child (its status cannot be collected by us) or was already
+   * reaped. A tracked child must be waited for here until this returns its status:
+   * {@link Native.reapOrphans} never takes it, so it would stay a zombie.
    */
   pidfdWait(pidfd: number): WaitStatus | undefined;
 
   /**
    * Reaps every exited child that is not tracked (reparented grandchildren, a
    * container init whose pid file we have not read yet) and returns their exits.
-   * Never takes the status of a tracked child.
+   * Never takes the status of a tracked child. Call it on every
+   * `process.on('SIGCHLD')` (signals coalesce; one call takes every zombie there is)
+   * and once right after subscribing. Never mix with `child_process` in one process.
    */
   reapOrphans(): ReapedExit[];
 
-  /** Calls `onReadable` each time `fd` becomes readable (a pidfd: when the process exits). */
+  /**
+   * Calls `onReadable` each time `fd` becomes readable (a pidfd: when the process exits).
+   * Level-triggered: it repeats on every loop turn while the fd stays readable (an
+   * exited process's pidfd always is), so close the watcher once done. Makes the fd
+   * non-blocking (uv_poll). Close the watcher before the fd. Throws EEXIST when the
+   * fd is already watched.
+   */
   watchReadable(fd: number, onReadable: () => void): FdWatcher;
 
-  /** sendmsg() with SCM_RIGHTS on a connected unix socket. */
+  /**
+   * sendmsg() with SCM_RIGHTS on a connected unix socket. Sends all of `data` (the fds
+   * ride with its first byte, so `data` must not be empty when `fds` is not). Throws
+   * EAGAIN when a non-blocking socket takes nothing.
+   */
   sendFds(socketFd: number, data: Uint8Array, fds: readonly number[]): void;
 
-  /** recvmsg() with SCM_RIGHTS; received fds are O_CLOEXEC. Throws EAGAIN on a non-blocking socket with nothing to read. */
+  /**
+   * recvmsg() with SCM_RIGHTS; received fds are O_CLOEXEC. Throws EAGAIN on a non-blocking
+   * socket with nothing to read, and EMSGSIZE (after closing the fds that did arrive) when
+   * the message held more than `maxFds` fds or a datagram more than `maxData` bytes. End of
+   * stream is empty `data` with no fds.
+   */
   receiveFds(socketFd: number, maxData: number, maxFds: number): ReceivedMessage;
 
   /** SO_PEERCRED of a connected unix socket. */
@@ -163,7 +188,11 @@ export interface Native {
   /** A new pseudo-terminal pair (posix_openpt + unlockpt), both ends O_CLOEXEC; the master is non-blocking. */
   openPty(): { readonly master: number; readonly slave: number; readonly slavePath: string };
 
-  /** mount(2). `flags` are MS_* bits; `data` the filesystem-specific option string. */
+  /**
+   * mount(2). `flags` are MS_* bits; `data` the filesystem-specific option string. An
+   * empty `source`, `fstype` or `data` is passed as NULL (bind mounts, remounts,
+   * propagation changes).
+   */
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
 
   /** umount2(2). `flags` are MNT_* / UMOUNT_* bits (MNT_DETACH = 2). */
@@ -174,4 +203,13 @@ export interface Native {
 
   /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): a connected pair, e.g. for fd-passing tests. */
   socketPair(): readonly [number, number];
+
+  /**
+   * socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) + bind(path) + listen(backlog): a
+   * listening socket fd that the caller owns. Unlike a Node server, closing the fd
+   * never unlinks `path`: the shim's `start` binds the group socket and hands the fd
+   * to the daemon (as fd 3), then closes its own copy. Throws EADDRINUSE when the
+   * path exists.
+   */
+  listenUnix(path: string, backlog: number): number;
 }
