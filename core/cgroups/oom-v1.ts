@@ -1,0 +1,198 @@
+/**
+ * cgroup v1 OOM notifications: an eventfd registered through cgroup.event_control
+ * with memory.oom_control (containerd/cgroups cgroup1 memory.go memoryEvent;
+ * containerd pkg/oom/v1), one onOom per OOM kill.
+ *
+ * Why the counter: the kernel signals the eventfd when the memcg enters OOM, *before*
+ * the OOM killer picks a victim (mm/memcontrol-v1.c memcg1_oom_prepare), and again when
+ * the cgroup is removed. containerd publishes one TaskOOM per wakeup; we count kills
+ * instead, comparing memory.oom_control's oom_kill with the last value seen. A wakeup
+ * with no new kill is re-checked a few times shortly after (the kill is usually
+ * microseconds behind), so a kill is reported once and a removal never. One exception
+ * keeps containerd's behaviour: with the OOM killer disabled (oom_kill_disable 1) there
+ * is no kill to count, so a wakeup that finds the memcg under_oom reports one OOM.
+ * @internal
+ */
+import { readSync } from 'node:fs';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FdWatcher, Native } from '../../native/facade.js';
+import type { Logger } from '../api.js';
+import { RuntimeError } from '../errors.js';
+import { errnoCode, isNotExist, parseKV, scanLines } from './cgroupfs.js';
+
+/** A running OOM watch. */
+export interface OomWatcher {
+  /** Stops watching and releases its fds and handles. Idempotent. */
+  close(): void;
+}
+
+/** Delays of the re-checks after a wakeup that found no new kill yet. */
+const RECHECK_DELAYS_MS = [5, 20, 100, 400] as const;
+
+interface OomControl {
+  readonly oomKillDisable: bigint;
+  readonly underOom: bigint;
+  readonly oomKill: bigint;
+}
+
+async function readOomControl(dir: string): Promise<OomControl> {
+  const raw = new Map(scanLines(await readFile(join(dir, 'memory.oom_control'), 'utf8')).map(parseKV));
+  return {
+    oomKillDisable: raw.get('oom_kill_disable') ?? 0n,
+    underOom: raw.get('under_oom') ?? 0n,
+    oomKill: raw.get('oom_kill') ?? 0n,
+  };
+}
+
+/**
+ * Watches the v1 memory cgroup at `dir` (e.g. /sys/fs/cgroup/memory/<path>).
+ *
+ * Throws {@link RuntimeError} `NotFound` when the memory cgroup does not exist, or the
+ * native/file system error when the registration fails (nothing is left open then).
+ */
+export async function watchOomV1(dir: string, native: Native, onOom: () => void, logger: Logger): Promise<OomWatcher> {
+  let initial: OomControl;
+  try {
+    initial = await readOomControl(dir);
+  } catch (error) {
+    if (isNotExist(error))
+      throw new RuntimeError('NotFound', `memory cgroup ${dir} does not exist: cannot watch it for OOM kills`, {
+        cause: error,
+      });
+    throw error;
+  }
+  const eventFd = native.eventfd();
+  let poll: FdWatcher | undefined;
+  try {
+    const control = await open(join(dir, 'memory.oom_control'), 'r');
+    try {
+      await writeFile(join(dir, 'cgroup.event_control'), `${eventFd} ${control.fd}`);
+    } finally {
+      // The kernel holds its own reference from here on (containerd closes it too).
+      await control.close();
+    }
+    const watcher = new V1OomWatcher(dir, eventFd, initial.oomKill, onOom, logger, native);
+    poll = native.watchReadable(eventFd, () => {
+      watcher.onReadable();
+    });
+    watcher.attach(poll);
+    logger.debug({ cgroup: dir, oomKill: initial.oomKill.toString() }, 'watching cgroup v1 OOM events');
+    return watcher;
+  } catch (error) {
+    poll?.close();
+    native.close(eventFd);
+    throw error;
+  }
+}
+
+class V1OomWatcher implements OomWatcher {
+  readonly #dir: string;
+  readonly #eventFd: number;
+  readonly #onOom: () => void;
+  readonly #logger: Logger;
+  readonly #native: Native;
+  #poll: FdWatcher | undefined;
+  /** oom_kill as last reported; only #check changes it, and checks run one at a time. */
+  #lastOomKill: bigint;
+  /** Serialises checks so a kill is never counted twice. */
+  #queue: Promise<void> = Promise.resolve();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #closed = false;
+  readonly #counter = Buffer.alloc(8);
+
+  constructor(dir: string, eventFd: number, oomKill: bigint, onOom: () => void, logger: Logger, native: Native) {
+    this.#dir = dir;
+    this.#eventFd = eventFd;
+    this.#lastOomKill = oomKill;
+    this.#onOom = onOom;
+    this.#logger = logger;
+    this.#native = native;
+  }
+
+  attach(poll: FdWatcher): void {
+    this.#poll = poll;
+  }
+
+  /** The eventfd is readable: drain it (uv_poll is level-triggered) and check the counter. */
+  onReadable(): void {
+    if (this.#closed) return;
+    try {
+      readSync(this.#eventFd, this.#counter, 0, 8, null);
+    } catch (error) {
+      if (errnoCode(error) !== 'EAGAIN')
+        this.#logger.warn({ cgroup: this.#dir, err: error }, 'reading the OOM eventfd failed');
+    }
+    this.#enqueue(0, true);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#poll?.close();
+    // Closing the eventfd also drops the kernel's registration (EPOLLHUP on the memcg event).
+    this.#native.close(this.#eventFd);
+  }
+
+  #enqueue(attempt: number, wakeup: boolean): void {
+    this.#queue = this.#queue
+      .then(() => this.#check(attempt, wakeup))
+      .catch((error: unknown) => {
+        this.#logger.warn({ cgroup: this.#dir, err: error }, 'checking memory.oom_control failed');
+      });
+  }
+
+  async #check(attempt: number, wakeup: boolean): Promise<void> {
+    if (this.#closed) return;
+    let state: OomControl;
+    try {
+      state = await readOomControl(this.#dir);
+    } catch (error) {
+      if (!isNotExist(error)) throw error;
+      // The cgroup was removed (that also signals the eventfd): stop quietly.
+      this.#logger.debug({ cgroup: this.#dir }, 'memory cgroup removed: OOM watch ends');
+      this.close();
+      return;
+    }
+    // close() may have run while the file was read.
+    if (this.#isClosed()) return;
+    if (state.oomKill > this.#lastOomKill) {
+      const kills = Number(state.oomKill - this.#lastOomKill);
+      this.#lastOomKill = state.oomKill;
+      for (let i = 0; i < kills; i++) this.#report();
+      return;
+    }
+    if (wakeup && state.oomKillDisable === 1n && state.underOom === 1n) {
+      this.#report();
+      return;
+    }
+    const delay = RECHECK_DELAYS_MS[attempt];
+    if (delay === undefined) return;
+    if (attempt === 0)
+      this.#logger.debug(
+        { cgroup: this.#dir, oomKill: state.oomKill.toString() },
+        'OOM wakeup without a new kill yet: re-checking',
+      );
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#enqueue(attempt + 1, false);
+    }, delay);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  /** A method, not the field, so the check after an await is not narrowed away. */
+  #isClosed(): boolean {
+    return this.#closed;
+  }
+
+  #report(): void {
+    try {
+      this.#onOom();
+    } catch (error) {
+      this.#logger.error({ cgroup: this.#dir, err: error }, 'OOM callback threw');
+    }
+  }
+}

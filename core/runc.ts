@@ -1,0 +1,434 @@
+/**
+ * The OCI runtime driver: runc's command line (crun and youki speak the same), for
+ * one container. Modelled on containerd/go-runc's runc.go, with one difference that
+ * matters: every invocation goes through the {@link ProcessMonitor} (never
+ * child_process), so runc's own exit and the exits of the container processes it
+ * leaves behind are collected by the one reaper.
+ *
+ * Failures become a {@link RuntimeError} whose message says which command failed for
+ * which container and carries runc's own last error, taken from its JSON log file
+ * (`--log <file> --log-format json`; only the lines this invocation appended) or from
+ * its stderr.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { constants as fsConstants, writeSync } from 'node:fs';
+import { access, open, stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Native } from '../native/facade.js';
+import type { CheckpointRequest, Logger, RuntimeSettings } from './api.js';
+import { RuntimeError, invalidArgument, messageOf, notFound, unknown } from './errors.js';
+import type { ProcessMonitor } from './process-monitor.js';
+import { exitStatusOf } from './process-monitor.js';
+
+/** What {@link runtimeInvocationChannel} publishes, once per OCI runtime invocation. */
+export interface RuntimeInvocationMessage {
+  /** The runc subcommand: create, start, exec, kill, delete, ... */
+  readonly verb: string;
+  readonly containerId: string;
+  /** From spawn to exit (and, for captured output, EOF) of the runtime process. */
+  readonly durationMs: number;
+  readonly exitStatus: number;
+}
+
+/**
+ * `tsrun:runc`: every OCI runtime invocation and how long we waited for it, so a
+ * caller can tell its own cost from runc's (the shim subtracts it per Task call).
+ * Publishing costs nothing while nobody subscribes.
+ */
+export const runtimeInvocationChannel = channel('tsrun:runc');
+
+/** The default `--root` when the runc Options leave it empty, as the Go shim's default plus the namespace. */
+export function defaultRuntimeRoot(namespace: string): string {
+  return join('/run/containerd/runc', namespace);
+}
+
+/** How the spawned OCI runtime process's fds 0, 1 and 2 are wired (our fds; -1 = /dev/null). */
+export type RuntimeFds = readonly [number, number, number];
+
+/** Where the container's (or exec's) process is, once runc reported it. */
+export interface Spawned {
+  /** `performance.now()` just before runc was spawned: see AdoptOptions.startedAfter. */
+  readonly spawnedAt: number;
+}
+
+export interface CreateOptions {
+  readonly bundle: string;
+  readonly pidFile: string;
+  readonly fds: RuntimeFds;
+  readonly consoleSocket: string | undefined;
+}
+
+export interface ExecOptions {
+  /** Path of the OCI Process JSON file. */
+  readonly processFile: string;
+  readonly pidFile: string;
+  readonly fds: RuntimeFds;
+  readonly consoleSocket: string | undefined;
+  /** A log file of this exec alone, so concurrent execs never read each other's errors. */
+  readonly logFile: string;
+}
+
+export interface RestoreOptions extends CreateOptions {
+  readonly imagePath: string;
+  readonly workPath: string;
+  readonly parentPath: string;
+}
+
+/** runc's CLI for one container. Every method rejects with a {@link RuntimeError}. */
+export interface OciRuntime {
+  /** The absolute path of the runtime binary. */
+  readonly binary: string;
+  /** `--root` of every invocation. */
+  readonly root: string;
+  /** `runc create`; resolves once runc exited successfully (the pid file is written). */
+  create(options: CreateOptions): Promise<Spawned>;
+  /** `runc start`. */
+  start(): Promise<void>;
+  /** `runc exec --detach`; resolves once runc exited successfully (the pid file is written). */
+  exec(options: ExecOptions): Promise<Spawned>;
+  /** `runc restore --detach`; resolves once runc exited successfully. */
+  restore(options: RestoreOptions): Promise<Spawned>;
+  /**
+   * `runc kill [--all]`. NotFound when the container or process is already gone
+   * ("container not running", "process already finished", ESRCH, "does not exist").
+   */
+  kill(signal: number, all: boolean): Promise<void>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** `runc update --resources -` with the OCI LinuxResources JSON on stdin. */
+  update(resources: object): Promise<void>;
+  /** `runc ps --format json`: the host pids in the container's cgroup. */
+  ps(): Promise<number[]>;
+  /** `runc delete [--force]`; a container runc does not know is already deleted (no error). */
+  delete(force: boolean): Promise<void>;
+  /** `runc checkpoint` with containerd's CheckpointOptions. */
+  checkpoint(request: CheckpointRequest, imagePath: string, workPath: string): Promise<void>;
+  /** `runc state`: the runtime's view of the container (used by tests and diagnostics). */
+  state(): Promise<{ status: string; pid: number }>;
+}
+
+export interface OciRuntimeOptions {
+  readonly settings: RuntimeSettings;
+  readonly namespace: string;
+  readonly containerId: string;
+  readonly bundle: string;
+  readonly monitor: ProcessMonitor;
+  readonly native: Native;
+  readonly logger: Logger;
+}
+
+/** Builds the driver for one container. Throws InvalidArgument when the runtime binary cannot be found. */
+export async function createOciRuntime(options: OciRuntimeOptions): Promise<OciRuntime> {
+  const binary = await findBinary(options.settings.binaryName === '' ? 'runc' : options.settings.binaryName);
+  return new Runc(options, binary);
+}
+
+/** The first 64 KiB of stdout and stderr are kept; runc's own output is small. */
+const MAX_CAPTURE = 64 * 1024;
+/** Linux's default pipe capacity: stdin written before spawn must fit without blocking. */
+const PIPE_CAPACITY = 64 * 1024;
+
+interface RunOptions {
+  /** Our fds for runc's fds 0, 1, 2 (create, exec, restore): nothing is captured. */
+  readonly fds?: RuntimeFds;
+  /** Bytes for runc's stdin. */
+  readonly input?: string;
+  /** The --log file; the container's log.json unless given. */
+  readonly logFile?: string;
+}
+
+interface RunResult {
+  readonly stdout: string;
+  readonly spawnedAt: number;
+}
+
+class Runc implements OciRuntime {
+  readonly binary: string;
+  readonly root: string;
+  readonly #options: OciRuntimeOptions;
+  readonly #logFile: string;
+  readonly #logger: Logger;
+
+  constructor(options: OciRuntimeOptions, binary: string) {
+    this.#options = options;
+    this.binary = binary;
+    this.root = options.settings.root === '' ? defaultRuntimeRoot(options.namespace) : options.settings.root;
+    this.#logFile = join(options.bundle, 'log.json');
+    this.#logger = options.logger;
+  }
+
+  async create(o: CreateOptions): Promise<Spawned> {
+    const args = ['create', '--bundle', o.bundle, '--pid-file', o.pidFile];
+    if (o.consoleSocket !== undefined) args.push('--console-socket', o.consoleSocket);
+    args.push(...this.#createFlags(), this.#id);
+    const { spawnedAt } = await this.#run(args, { fds: o.fds });
+    return { spawnedAt };
+  }
+
+  async start(): Promise<void> {
+    await this.#run(['start', this.#id], {});
+  }
+
+  async exec(o: ExecOptions): Promise<Spawned> {
+    const args = ['exec', '--process', o.processFile, '--detach', '--pid-file', o.pidFile];
+    if (o.consoleSocket !== undefined) args.push('--console-socket', o.consoleSocket);
+    args.push(this.#id);
+    const { spawnedAt } = await this.#run(args, { fds: o.fds, logFile: o.logFile });
+    return { spawnedAt };
+  }
+
+  async restore(o: RestoreOptions): Promise<Spawned> {
+    const args = ['restore', '--detach', '--pid-file', o.pidFile, '--image-path', o.imagePath, '--work-path', o.workPath];
+    if (o.parentPath !== '') args.push('--parent-path', o.parentPath);
+    if (o.consoleSocket !== undefined) args.push('--console-socket', o.consoleSocket);
+    // We are the subreaper: runc must not stay around as one (go-runc RestoreOpts.NoSubreaper).
+    args.push('--no-subreaper');
+    if (this.#options.settings.noPivotRoot) args.push('--no-pivot');
+    args.push('--bundle', o.bundle, this.#id);
+    const { spawnedAt } = await this.#run(args, { fds: o.fds });
+    return { spawnedAt };
+  }
+
+  async kill(signal: number, all: boolean): Promise<void> {
+    const args = all ? ['kill', '--all', this.#id, String(signal)] : ['kill', this.#id, String(signal)];
+    try {
+      await this.#run(args, {});
+    } catch (err) {
+      // containerd's process/utils.go checkKillError: a target already gone is NotFound.
+      if (err instanceof RuntimeError && /container not running|process already finished|no such process|does not exist/i.test(err.message)) {
+        throw notFound(err.message, err);
+      }
+      throw err;
+    }
+  }
+
+  async pause(): Promise<void> {
+    await this.#run(['pause', this.#id], {});
+  }
+
+  async resume(): Promise<void> {
+    await this.#run(['resume', this.#id], {});
+  }
+
+  async update(resources: object): Promise<void> {
+    const input = JSON.stringify(resources);
+    if (Buffer.byteLength(input) >= PIPE_CAPACITY) {
+      throw invalidArgument(`the resources of container '${this.#id}' are too large (${Buffer.byteLength(input)} bytes of JSON)`);
+    }
+    await this.#run(['update', '--resources', '-', this.#id], { input });
+  }
+
+  async ps(): Promise<number[]> {
+    const { stdout } = await this.#run(['ps', '--format', 'json', this.#id], {});
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(stdout);
+    } catch (err) {
+      throw unknown(`runc ps of container '${this.#id}' printed invalid JSON: ${messageOf(err)}`, err);
+    }
+    if (parsed === null) return [];
+    if (!Array.isArray(parsed) || !parsed.every((p): p is number => typeof p === 'number')) {
+      throw unknown(`runc ps of container '${this.#id}' printed something other than a list of pids`);
+    }
+    return parsed;
+  }
+
+  async delete(force: boolean): Promise<void> {
+    try {
+      await this.#run(force ? ['delete', '--force', this.#id] : ['delete', this.#id], {});
+    } catch (err) {
+      if (err instanceof RuntimeError && /does not exist/i.test(err.message)) return;
+      throw err;
+    }
+  }
+
+  async checkpoint(r: CheckpointRequest, imagePath: string, workPath: string): Promise<void> {
+    const args = ['checkpoint', '--image-path', imagePath, '--work-path', workPath];
+    if (!r.exit) args.push('--leave-running');
+    if (r.openTcp) args.push('--tcp-established');
+    if (r.externalUnixSockets) args.push('--ext-unix-sk');
+    if (r.terminal) args.push('--shell-job');
+    if (r.fileLocks) args.push('--file-locks');
+    if (r.cgroupsMode !== '') args.push('--manage-cgroups-mode', r.cgroupsMode);
+    for (const ns of r.emptyNamespaces) args.push('--empty-ns', ns);
+    args.push(this.#id);
+    await this.#run(args, {});
+  }
+
+  async state(): Promise<{ status: string; pid: number }> {
+    const { stdout } = await this.#run(['state', this.#id], {});
+    const parsed = JSON.parse(stdout) as { status?: unknown; pid?: unknown };
+    return { status: typeof parsed.status === 'string' ? parsed.status : '', pid: typeof parsed.pid === 'number' ? parsed.pid : 0 };
+  }
+
+  get #id(): string {
+    return this.#options.containerId;
+  }
+
+  #createFlags(): string[] {
+    const flags: string[] = [];
+    if (this.#options.settings.noPivotRoot) flags.push('--no-pivot');
+    if (this.#options.settings.noNewKeyring) flags.push('--no-new-keyring');
+    return flags;
+  }
+
+  #globalArgs(logFile: string): string[] {
+    const args = ['--root', this.root, '--log', logFile, '--log-format', 'json'];
+    if (this.#options.settings.systemdCgroup) args.push('--systemd-cgroup');
+    return args;
+  }
+
+  /**
+   * Runs one invocation to its end. With `fds` (create, exec, restore) runc's stdio is
+   * the container process's stdio, so nothing can be captured: a grandchild keeps
+   * those pipes open, and runc's errors are read from the log file instead.
+   * Otherwise stdout and stderr are captured through pipes.
+   */
+  async #run(command: readonly string[], o: RunOptions): Promise<RunResult> {
+    const native = this.#options.native;
+    const logFile = o.logFile ?? this.#logFile;
+    const logOffset = await sizeOf(logFile);
+    const args = [this.binary, ...this.#globalArgs(logFile), ...command];
+    const verb = command[0] ?? '';
+    const owned: number[] = [];
+    let stdoutReader: Promise<string> | undefined;
+    let stderrReader: Promise<string> | undefined;
+    let fds: readonly number[];
+    const spawnedAt = performance.now();
+    let child;
+    try {
+      if (o.fds !== undefined) {
+        fds = o.fds;
+      } else {
+        let stdin = -1;
+        if (o.input !== undefined) {
+          const [r, w] = native.pipe();
+          owned.push(r, w);
+          // Fits in the pipe (checked by the caller), so this never blocks.
+          writeAllSync(w, o.input);
+          native.close(w);
+          owned.splice(owned.indexOf(w), 1);
+          stdin = r;
+        }
+        const [outR, outW] = native.pipe();
+        owned.push(outW);
+        stdoutReader = readToEnd(outR);
+        const [errR, errW] = native.pipe();
+        owned.push(errW);
+        stderrReader = readToEnd(errR);
+        fds = [stdin, outW, errW];
+      }
+      this.#logger.debug({ args }, 'running the OCI runtime');
+      child = this.#options.monitor.spawn({ file: this.binary, args, env: environment(), fds });
+    } catch (err) {
+      throw new RuntimeError('Unknown', `cannot run '${this.binary}' to ${verb} container '${this.#id}': ${messageOf(err)}`, { cause: err });
+    } finally {
+      // Our copies of the child's ends: only the child may hold them now (or after a failed spawn, nobody).
+      for (const fd of owned) native.close(fd);
+    }
+    const [status, stdout, stderr] = await Promise.all([child.exited, stdoutReader ?? '', stderrReader ?? '']);
+    const code = exitStatusOf(status);
+    if (runtimeInvocationChannel.hasSubscribers) {
+      const message: RuntimeInvocationMessage = { verb, containerId: this.#id, durationMs: performance.now() - spawnedAt, exitStatus: code };
+      runtimeInvocationChannel.publish(message);
+    }
+    if (code !== 0) {
+      const detail = (await lastLogError(logFile, logOffset)) ?? (stderr.trim() || `exit status ${code}`);
+      throw unknown(`runc ${verb} of container '${this.#id}' failed: ${detail}`);
+    }
+    return { stdout, spawnedAt };
+  }
+}
+
+/** The daemon's environment for runc (PATH for criu and hooks, XDG_RUNTIME_DIR, ...). */
+function environment(): string[] {
+  return Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+}
+
+/** Reads a pipe's read end to EOF without the libuv threadpool; takes ownership of `fd`. */
+function readToEnd(fd: number): Promise<string> {
+  return new Promise((resolvePromise) => {
+    const socket = new Socket({ fd, readable: true, writable: false });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    socket.on('data', (chunk: Buffer) => {
+      if (size < MAX_CAPTURE) chunks.push(chunk);
+      size += chunk.length;
+    });
+    const done = (): void => {
+      resolvePromise(Buffer.concat(chunks).toString('utf8'));
+    };
+    socket.on('end', done);
+    socket.on('error', done);
+  });
+}
+
+function writeAllSync(fd: number, text: string): void {
+  const data = Buffer.from(text);
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset);
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The message of the last `"level":"error"` line appended to runc's JSON log after `offset`. */
+async function lastLogError(path: string, offset: number): Promise<string | undefined> {
+  let text: string;
+  try {
+    const file = await open(path, 'r');
+    try {
+      const { size } = await file.stat();
+      const length = Math.min(size - offset, MAX_CAPTURE);
+      if (length <= 0) return undefined;
+      const buffer = Buffer.alloc(length);
+      await file.read(buffer, 0, length, size - length);
+      text = buffer.toString('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch {
+    return undefined;
+  }
+  let last: string | undefined;
+  for (const line of text.split('\n')) {
+    try {
+      const entry = JSON.parse(line) as { level?: unknown; msg?: unknown };
+      if (entry.level === 'error' && typeof entry.msg === 'string') last = entry.msg;
+    } catch {
+      // a partial first line (we may have cut into it) or a non-JSON line
+    }
+  }
+  return last;
+}
+
+/** Resolves the runtime binary: a path as given, or a name looked up in PATH. */
+async function findBinary(name: string): Promise<string> {
+  if (name.includes('/')) {
+    const path = isAbsolute(name) ? name : resolve(name);
+    if (await isExecutable(path)) return path;
+    throw invalidArgument(`the OCI runtime '${name}' is not an executable file: check BinaryName in the runtime options`);
+  }
+  for (const dir of (process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    if (dir === '') continue;
+    const path = join(dir, name);
+    if (await isExecutable(path)) return path;
+  }
+  throw invalidArgument(`the OCI runtime '${name}' was not found in PATH: install it or set BinaryName in the runtime options`);
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, fsConstants.X_OK);
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
