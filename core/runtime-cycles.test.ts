@@ -2,8 +2,9 @@
 // an exec in every tenth): nothing may leak (fds, zombies, mounts, cgroups, runc
 // state, work directories).
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WORK_DIR_PREFIX } from './container.js';
 import { canRunRunc } from './test-bundle.js';
@@ -14,7 +15,14 @@ const CYCLES = 200;
 const PARALLEL = 4;
 const WARM_UP = CYCLES * 10 - 1;
 
-/** core/'s private work directories (console sockets, exec specs) in the temp dir. */
+/**
+ * core/ makes its private work directories (console sockets, exec specs) in the
+ * temp dir, which other processes on the machine share: the test gives this process
+ * a temp dir of its own, so only this runtime's directories are counted.
+ */
+const privateTmp = mkdtempSync(join(tmpdir(), 'tsrun-cycles-tmp-'));
+process.env['TMPDIR'] = privateTmp;
+
 function workDirs(): number {
   return readdirSync(tmpdir()).filter((n) => n.startsWith(WORK_DIR_PREFIX)).length;
 }
@@ -26,6 +34,7 @@ describe('create/start/exit/delete cycles (real runc)', { skip: canRunRunc() }, 
   });
   after(async () => {
     await h.teardown();
+    rmSync(privateTmp, { recursive: true, force: true });
   });
 
   async function cycle(i: number): Promise<void> {
