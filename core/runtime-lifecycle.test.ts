@@ -197,7 +197,7 @@ describe('runtime lifecycle (real runc)', { skip }, () => {
     await pausing;
     assert.equal((await h.runtime.state(id)).status, 'paused');
     await assert.rejects(h.runtime.pause(id), rejectsWith('FailedPrecondition', /cannot pause task in paused state/));
-    await assert.rejects(h.runtime.delete(id), rejectsWith('FailedPrecondition', /cannot delete a running process/));
+    await assert.rejects(h.runtime.delete(id), rejectsWith('FailedPrecondition', /cannot delete a running process: kill it and wait for it to exit first/));
     await h.runtime.resume(id);
     assert.equal((await h.runtime.state(id)).status, 'running');
     assert.deepEqual(
@@ -286,7 +286,7 @@ describe('runtime lifecycle (real runc)', { skip }, () => {
     const { pid } = await h.create(id, { args: ['sleep', '1000'] });
     assert.ok(pid > 0);
     assert.equal((await h.runtime.state(id)).status, 'created');
-    await assert.rejects(h.runtime.pause(id), rejectsWith('FailedPrecondition', /cannot pause task in created state/));
+    await assert.rejects(h.runtime.pause(id), rejectsWith('FailedPrecondition', /cannot pause task in created state: start it first/));
     await h.runtime.delete(id);
     assert.deepEqual(
       h.eventsOf(id).map((e) => e.type),
@@ -315,8 +315,8 @@ describe('runtime lifecycle (real runc)', { skip }, () => {
     await assert.rejects(h.runtime.state('nope'), rejectsWith('NotFound', /container 'nope' not found/));
     await assert.rejects(h.runtime.state('errs', 'nope'), rejectsWith('NotFound'));
     await h.runtime.start('errs');
-    await assert.rejects(h.runtime.start('errs'), rejectsWith('FailedPrecondition', /cannot start task in running state/));
-    await assert.rejects(h.runtime.resume('errs'), rejectsWith('FailedPrecondition', /cannot resume task in running state/));
+    await assert.rejects(h.runtime.start('errs'), rejectsWith('FailedPrecondition', /cannot start task in running state: it was already started/));
+    await assert.rejects(h.runtime.resume('errs'), rejectsWith('FailedPrecondition', /cannot resume task in running state: only a paused task can be resumed/));
     await h.runtime.exec(h.execRequest('errs', 'dup', ['true']));
     await assert.rejects(h.runtime.exec(h.execRequest('errs', 'dup', ['true'])), rejectsWith('AlreadyExists'));
     await assert.rejects(h.runtime.exec(h.execRequest('errs', 'a/b', ['true'])), rejectsWith('InvalidArgument'));
@@ -326,7 +326,7 @@ describe('runtime lifecycle (real runc)', { skip }, () => {
     await h.runtime.start('errs', 'dup');
     await h.runtime.wait('errs', 'dup');
     await assert.rejects(h.runtime.kill('errs', 'dup', SIGKILL, false), rejectsWith('NotFound', /process already finished/));
-    await assert.rejects(h.runtime.delete('errs'), rejectsWith('FailedPrecondition', /cannot delete a running process/));
+    await assert.rejects(h.runtime.delete('errs'), rejectsWith('FailedPrecondition', /cannot delete a running process: kill it and wait for it to exit first/));
     await h.runtime.kill('errs', '', SIGKILL, false);
     await h.runtime.wait('errs');
     await assert.rejects(h.runtime.kill('errs', '', SIGKILL, false), rejectsWith('NotFound'));

@@ -50,11 +50,11 @@ describe('state machine', () => {
   });
 
   test('invalid transitions are FailedPrecondition sentences', () => {
-    assert.throws(() => machine.beginPause({ status: 'created' }, 'task'), { message: 'cannot pause task in created state' });
-    assert.throws(() => machine.start({ status: 'running' }, 'exec'), { message: 'cannot start exec in running state' });
-    assert.throws(() => machine.resume({ status: 'running' }, 'task'), { message: 'cannot resume task in running state' });
-    assert.throws(() => machine.remove({ status: 'running' }, 'task'), { message: 'cannot delete a running process' });
-    assert.throws(() => machine.remove({ status: 'paused' }, 'task'), { message: 'cannot delete a running process' });
+    assert.throws(() => machine.beginPause({ status: 'created' }, 'task'), { message: 'cannot pause task in created state: start it first' });
+    assert.throws(() => machine.start({ status: 'running' }, 'exec'), { message: 'cannot start exec in running state: it was already started' });
+    assert.throws(() => machine.resume({ status: 'running' }, 'task'), { message: 'cannot resume task in running state: only a paused task can be resumed' });
+    assert.throws(() => machine.remove({ status: 'running' }, 'task'), { message: 'cannot delete a running process: kill it and wait for it to exit first' });
+    assert.throws(() => machine.remove({ status: 'paused' }, 'task'), { message: 'cannot delete a running process: kill it and wait for it to exit first' });
   });
 
   test('every verb in every state: allowed, FailedPrecondition or NotFound, never a crash', () => {

@@ -43,6 +43,28 @@ export function exitOf(state: State): ExitInfo | undefined {
   }
 }
 
+/** What to do instead, for each state a verb is refused in: errors say what failed and what to do. */
+const startHint = {
+  running: 'it was already started',
+  pausing: 'it was already started',
+  paused: 'it was already started (resume it instead)',
+  stopped: 'it has already exited; start a new one',
+  deleted: 'it was deleted; create it again',
+} as const;
+const pauseHint = {
+  created: 'start it first',
+  pausing: 'it is being paused already',
+  paused: 'it is paused already',
+  stopped: 'it has exited',
+  deleted: 'it was deleted',
+} as const;
+const checkpointHint = {
+  created: 'start it first',
+  pausing: 'wait for the pause to finish',
+  stopped: 'it has exited',
+  deleted: 'it was deleted',
+} as const;
+
 /** start: created -> running. */
 export function start(state: State, subject: Subject): State {
   switch (state.status) {
@@ -53,7 +75,7 @@ export function start(state: State, subject: Subject): State {
     case 'paused':
     case 'stopped':
     case 'deleted':
-      throw failedPrecondition(`cannot start ${subject} in ${state.status} state`);
+      throw failedPrecondition(`cannot start ${subject} in ${state.status} state: ${startHint[state.status]}`);
   }
 }
 
@@ -67,7 +89,7 @@ export function beginPause(state: State, subject: Subject): State {
     case 'paused':
     case 'stopped':
     case 'deleted':
-      throw failedPrecondition(`cannot pause ${subject} in ${state.status} state`);
+      throw failedPrecondition(`cannot pause ${subject} in ${state.status} state: ${pauseHint[state.status]}`);
   }
 }
 
@@ -99,7 +121,7 @@ export function resume(state: State, subject: Subject): State {
     case 'pausing':
     case 'stopped':
     case 'deleted':
-      throw failedPrecondition(`cannot resume ${subject} in ${state.status} state`);
+      throw failedPrecondition(`cannot resume ${subject} in ${state.status} state: only a paused ${subject} can be resumed`);
   }
 }
 
@@ -127,7 +149,7 @@ export function remove(state: State, subject: Subject): State {
     case 'running':
     case 'pausing':
     case 'paused':
-      throw failedPrecondition('cannot delete a running process');
+      throw failedPrecondition('cannot delete a running process: kill it and wait for it to exit first');
     case 'deleted':
       throw notFound(`${subject} was already deleted`);
   }
@@ -158,7 +180,7 @@ export function assertCanExec(state: State): void {
       return;
     case 'stopped':
     case 'deleted':
-      throw failedPrecondition(`cannot exec in a ${state.status} container`);
+      throw failedPrecondition(`cannot exec in a ${state.status} container: its init process has exited; start a new container`);
   }
 }
 
@@ -172,7 +194,7 @@ export function assertCanUpdate(state: State): void {
       return;
     case 'stopped':
     case 'deleted':
-      throw failedPrecondition(`cannot update task in ${state.status} state`);
+      throw failedPrecondition(`cannot update task in ${state.status} state: its init process has exited`);
   }
 }
 
@@ -186,7 +208,7 @@ export function assertCanCheckpoint(state: State): void {
     case 'pausing':
     case 'stopped':
     case 'deleted':
-      throw failedPrecondition(`cannot checkpoint task in ${state.status} state`);
+      throw failedPrecondition(`cannot checkpoint task in ${state.status} state: ${checkpointHint[state.status]}`);
   }
 }
 

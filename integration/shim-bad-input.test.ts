@@ -111,8 +111,8 @@ describe('bad input over a real daemon socket', () => {
 
   test('calls the state does not allow: start twice, delete while running, pause before start, unknown exec or container, a taken exec id', async () => {
     const { task } = connection;
-    await assertStatus(task.Start({ id: KEEPER }, CALL), Code.FailedPrecondition, /cannot start task in running state/);
-    await assertStatus(task.Delete({ id: KEEPER }, CALL), Code.FailedPrecondition, /cannot delete a running process/);
+    await assertStatus(task.Start({ id: KEEPER }, CALL), Code.FailedPrecondition, /cannot start task in running state: it was already started/);
+    await assertStatus(task.Delete({ id: KEEPER }, CALL), Code.FailedPrecondition, /cannot delete a running process: kill it and wait for it to exit first/);
     await assertStatus(task.Kill({ id: KEEPER, execId: 'no-such-exec', signal: 15 }, CALL), Code.NotFound, /exec 'no-such-exec' not found in container 'keeper'/);
     await assertStatus(task.State({ id: 'no-such-container' }, CALL), Code.NotFound, /container 'no-such-container' not found/);
     await assertStatus(task.Kill({ id: 'no-such-container', signal: 9 }, CALL), Code.NotFound, /container 'no-such-container' not found/);
@@ -136,8 +136,8 @@ describe('bad input over a real daemon socket', () => {
     assert.ok(created.pid > 0);
     try {
       assert.equal((await task.State({ id: 'made-created' }, CALL)).status, api.v1.types.Status.CREATED);
-      await assertStatus(task.Pause({ id: 'made-created' }, CALL), Code.FailedPrecondition, /cannot pause task in created state/);
-      await assertStatus(task.Resume({ id: 'made-created' }, CALL), Code.FailedPrecondition, /cannot resume task in created state/);
+      await assertStatus(task.Pause({ id: 'made-created' }, CALL), Code.FailedPrecondition, /cannot pause task in created state: start it first/);
+      await assertStatus(task.Resume({ id: 'made-created' }, CALL), Code.FailedPrecondition, /cannot resume task in created state: only a paused task can be resumed/);
     } finally {
       await task.Delete({ id: 'made-created' }, { timeoutMs: 30_000 });
     }
