@@ -23,6 +23,17 @@
       "cflags_cc!": [ "-fno-exceptions" ],
       "cflags": [ "-Wall", "-Wextra", "-Werror", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-O2" ],
       "cflags_cc": [ "-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-O2" ]
+    },
+    {
+      "target_name": "containerd-shim-tsrun-v1",
+      "type": "executable",
+      "sources": [ "launcher/launcher.c" ],
+      "variables": {
+        "tsrun_node": "<!(node -p process.execPath)",
+        "tsrun_main": "<!(node -p \"require('path').resolve('../build/shim/main.js')\")"
+      },
+      "defines": [ "TSRUN_DEFAULT_NODE=\"<(tsrun_node)\"", "TSRUN_DEFAULT_MAIN=\"<(tsrun_main)\"" ],
+      "cflags": [ "-std=c11", "-Wall", "-Wextra", "-Werror", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-O2" ]
     }
   ]
 }

@@ -1,0 +1,100 @@
+/**
+ * The stand-in for build/shim/main.js in the launcher tests (TSRUN_MAIN points here),
+ * so they can tell which path the launcher took:
+ *
+ * - `-manager -address <a>` (how the launcher starts a manager): appends
+ *   `{"pid":…,"argv":[…]}` to the file named by TSRUN_TEST_STARTS, then per
+ *   TSRUN_TEST_MANAGER: `serve` (default) listens on the control socket of `<a>`
+ *   and answers every request with `{"from":"manager",…}`, exiting after
+ *   TSRUN_TEST_IDLE_MS without a connection; `exit` exits at once (a manager that
+ *   cannot start); `hang` never listens.
+ * - anything else (the Node CLI: daemon path and fallback): prints
+ *   `{"from":"cli",…}` with its pid, argv, cwd and the stdin it read, and exits with
+ *   TSRUN_TEST_CLI_EXIT (default 0).
+ */
+import { createHash } from 'node:crypto';
+import { appendFileSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { controlSocketPath, encodeResponse, readRequest } from './testing-protocol.js';
+
+/** What this script prints in either role, as JSON. */
+export interface Echo {
+  readonly from: 'manager' | 'cli';
+  /** The manager's pid, or the CLI's (the launcher's own when it exec'd us). */
+  readonly pid: number;
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly parentPid: number;
+  /** base64 */
+  readonly stdin: string;
+  /** hex, of the stdin bytes */
+  readonly stdinSha256: string;
+}
+
+const args = process.argv.slice(2);
+
+function writeAll(fd: number, data: Uint8Array): void {
+  for (let offset = 0; offset < data.length;) offset += writeSync(fd, data, offset);
+}
+
+if (args[0] === '-manager') {
+  appendFileSync(
+    process.env['TSRUN_TEST_STARTS'] ?? '/dev/null',
+    `${JSON.stringify({ pid: process.pid, argv: args })}\n`,
+  );
+  const mode = process.env['TSRUN_TEST_MANAGER'] ?? 'serve';
+  const address = args[1] === '-address' ? args[2] : undefined;
+  if (mode === 'exit' || address === undefined) process.exit(3);
+  if (mode === 'hang') {
+    setTimeout(() => undefined, 60_000);
+  } else {
+    const path = controlSocketPath(address);
+    try {
+      unlinkSync(path); // a stale socket: the launcher found it refusing connections
+    } catch {
+      // none
+    }
+    const idleMs = Number(process.env['TSRUN_TEST_IDLE_MS'] ?? '20000');
+    let idle = setTimeout(() => server.close(), idleMs);
+    const server = createServer((socket) => {
+      clearTimeout(idle);
+      idle = setTimeout(() => server.close(), idleMs);
+      readRequest(socket).then(
+        (request) => {
+          const echo: Echo = {
+            from: 'manager',
+            pid: process.pid,
+            argv: request.argv,
+            cwd: request.cwd,
+            parentPid: request.parentPid,
+            stdin: request.stdin.toString('base64'),
+            stdinSha256: createHash('sha256').update(request.stdin).digest('hex'),
+          };
+          socket.end(
+            encodeResponse({ exitCode: 0, stdout: Buffer.from(JSON.stringify(echo)), stderr: new Uint8Array(0) }),
+          );
+        },
+        () => socket.destroy(),
+      );
+    });
+    server.listen(path);
+  }
+} else {
+  let stdin: Buffer;
+  try {
+    stdin = readFileSync(0);
+  } catch {
+    stdin = Buffer.alloc(0);
+  }
+  const echo: Echo = {
+    from: 'cli',
+    pid: process.pid,
+    argv: args,
+    cwd: process.cwd(),
+    parentPid: process.ppid,
+    stdin: stdin.toString('base64'),
+    stdinSha256: createHash('sha256').update(stdin).digest('hex'),
+  };
+  writeAll(1, Buffer.from(JSON.stringify(echo)));
+  process.exit(Number(process.env['TSRUN_TEST_CLI_EXIT'] ?? '0'));
+}
