@@ -53,7 +53,7 @@ describe('grouping: which daemon serves which container', () => {
       await runDetached(c, second, ['--annotation', `${GROUP_ANNOTATION}=g1`]);
 
       // One socket, containerd's SocketAddress for the group key, in both bundles' address files.
-      const groupSocket = c.shimSocketPath(ns, 'g1');
+      const groupSocket = c.tsrunSocketPath(ns, 'g1');
       assert.equal(shimSocketOf(c, ns, first), groupSocket);
       assert.equal(shimSocketOf(c, ns, second), groupSocket);
       // One process: Connect answers the same daemon pid for both, each with its own init.
@@ -116,11 +116,11 @@ describe('grouping: which daemon serves which container', () => {
       const inThere = await identities(other, there);
       // The group key of the namespace policy is `namespace:<namespace>` (shim/group.ts).
       for (const identity of inHere) {
-        assert.equal(identity.socket, c.shimSocketPath(ns, `namespace:${ns}`));
+        assert.equal(identity.socket, c.tsrunSocketPath(ns, `namespace:${ns}`));
         assert.equal(identity.shimPid, inHere[0]?.shimPid, `one daemon for namespace ${ns}`);
       }
       for (const identity of inThere) {
-        assert.equal(identity.socket, c.shimSocketPath(other, `namespace:${other}`));
+        assert.equal(identity.socket, c.tsrunSocketPath(other, `namespace:${other}`));
         assert.equal(identity.shimPid, inThere[0]?.shimPid, `one daemon for namespace ${other}`);
       }
       assert.notEqual(inHere[0]?.shimPid, inThere[0]?.shimPid, 'each namespace has its own daemon');
@@ -138,8 +138,8 @@ describe('grouping: which daemon serves which container', () => {
       await eventually(`the daemon of namespace ${ns} exits`, () => !isAlive(inHere[0]?.shimPid ?? 0));
       assert.ok(isAlive(inThere[0]?.shimPid ?? 0), `the daemon of namespace ${other} is not affected`);
       for (const id of there) await c.ctr.removeContainer(id, { namespace: other, timeoutMs: CTR_TIMEOUT_MS });
-      await assertNoTaskLeftovers(c, { namespace: ns, ids: here, sockets: [c.shimSocketPath(ns, `namespace:${ns}`)] });
-      await assertNoTaskLeftovers(c, { namespace: other, ids: there, sockets: [c.shimSocketPath(other, `namespace:${other}`)] });
+      await assertNoTaskLeftovers(c, { namespace: ns, ids: here, sockets: [c.tsrunSocketPath(ns, `namespace:${ns}`)] });
+      await assertNoTaskLeftovers(c, { namespace: other, ids: there, sockets: [c.tsrunSocketPath(other, `namespace:${other}`)] });
     } finally {
       await removeAll(c, here);
       await removeAll(c, there, other);

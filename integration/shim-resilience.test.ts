@@ -168,7 +168,7 @@ describe('tsrun survives containerd and shim crashes', () => {
       assert.match(deleted.stderr, new RegExp(`task ${offline} exit with non-zero exit code 7`));
       for (const id of ids) await c.ctr.ok(['container', 'delete', id]);
 
-      const sockets = [...ids.filter((id) => !paired.has(id)), 'pair'].map((group) => c.shimSocketPath(ns, group));
+      const sockets = [...ids.filter((id) => !paired.has(id)), 'pair'].map((group) => c.tsrunSocketPath(ns, group));
       await assertNoTaskLeftovers(c, { namespace: ns, ids, sockets });
 
       // The daemon of the exited task logged while nobody read its `log` fifo (EPIPE); once
@@ -220,7 +220,7 @@ describe('tsrun survives containerd and shim crashes', () => {
       await eventually('containerd logs the /tasks/delete forwarded after the restart', () => forwardedEvents(logSince(c, restartedAt), ns, '/tasks/delete').length === 1);
       assert.deepEqual(forwardedEvents(logSince(c, restartedAt), ns, '/tasks/exit'), [], 'no exit event arrives after the retry budget');
 
-      await assertNoTaskLeftovers(c, { namespace: ns, ids: [id], sockets: [c.shimSocketPath(ns, id)] });
+      await assertNoTaskLeftovers(c, { namespace: ns, ids: [id], sockets: [c.tsrunSocketPath(ns, id)] });
     } finally {
       await removeAll(c, [id]);
     }

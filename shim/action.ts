@@ -5,6 +5,9 @@
  * (DESIGN.md section 2, point 2). Nothing here writes to the real stdout or exits.
  */
 import type { Native } from '../native/facade.js';
+import type { DaemonLauncher } from './daemon-launcher.js';
+
+export type { DaemonCommand } from './daemon-launcher.js';
 
 /** What containerd gave the shim binary. */
 export interface ActionRequest {
@@ -25,16 +28,14 @@ export interface ActionResult {
   readonly exitCode: number;
 }
 
-/** How to start a group daemon: the executable and the argv that precede the shim flags. */
-export interface DaemonCommand {
-  readonly file: string;
-  readonly args: readonly string[];
-}
-
 /** What the actions need from their host process. */
 export interface ActionContext {
   readonly native: Native;
-  readonly daemon: DaemonCommand;
+  /**
+   * How `start` launches a new group daemon: a fresh spawn in the one-shot CLI, a
+   * pre-booted spare in the manager (daemon-launcher.ts, spare.ts).
+   */
+  readonly launcher: DaemonLauncher;
 }
 
 /** A successful answer. */

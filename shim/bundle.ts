@@ -7,6 +7,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RuntimeSettings } from '../core/index.js';
 import { defaultSettings, type Settings } from './settings.js';
 
 /** A bundle that cannot be used; the message says which file and why. */
@@ -67,6 +68,21 @@ export function readSettings(bundle: string): Settings {
 /** The OCI runtime root of a namespace: `<Root or /run/containerd/runc>/<namespace>`, as the Go shim joins it. */
 export function runtimeRoot(settings: Settings, namespace: string): string {
   return join(settings.root === '' ? '/run/containerd/runc' : settings.root, namespace);
+}
+
+/** What the core needs of the settings to drive the OCI runtime of a container in `namespace`. */
+export function runtimeSettings(settings: Settings, namespace: string): RuntimeSettings {
+  return {
+    binaryName: settings.binaryName,
+    root: runtimeRoot(settings, namespace),
+    systemdCgroup: settings.systemdCgroup,
+    noPivotRoot: settings.noPivotRoot,
+    noNewKeyring: settings.noNewKeyring,
+    ioUid: settings.ioUid,
+    ioGid: settings.ioGid,
+    criuImagePath: settings.criuImagePath,
+    criuWorkPath: settings.criuWorkPath,
+  };
 }
 
 function writeAtomic(path: string, content: string): void {

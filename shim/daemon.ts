@@ -2,18 +2,21 @@
  * The group daemon: the long-lived shim process of one group (DESIGN.md section 2).
  *
  * `start` spawned it in a new session, with the group's listening socket on fd 3,
- * /dev/null on 0-2 and the first container's bundle as cwd. It:
+ * /dev/null on 0-2 and the first container's bundle as cwd (or a pre-booted spare
+ * became it, receiving the socket over its control channel: spare.ts). It:
  * - becomes the child subreaper (every container process reparents to it, and the
  *   core's one reaper collects every exit: no child_process here);
  * - points fd 2 at the bundle's `log` fifo and logs there with pino;
- * - serves the Task API on fd 3 under containerd.task.v2.Task and v3.Task, refusing
- *   peers of another uid;
+ * - serves the Task API on the listening socket under containerd.task.v2.Task and
+ *   v3.Task, refusing peers of another uid;
+ * - marks each cleanly deleted task's bundle, so containerd's `delete` answers at once
+ *   (deleted-marker.ts);
  * - forwards the core's events to containerd through one ordered publisher;
  * - exits once Shutdown found no container left, or gracefully on SIGTERM/SIGINT
  *   (containers keep running: they are not ours to kill); SIGUSR1 writes a
  *   diagnostic report to the log.
  */
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { createRuntime, type Runtime } from '../core/index.js';
@@ -21,6 +24,7 @@ import type { Native } from '../native/facade.js';
 import { timestampFromDate } from '../protos/index.js';
 import { createServer, implement } from '../ttrpc/index.js';
 import { readSettings } from './bundle.js';
+import { recordCleanDeletes } from './deleted-marker.js';
 import { socketPath } from './group.js';
 import type { ShimCommandLine } from './flags.js';
 import { createLogger, createLogSink } from './log.js';
@@ -32,13 +36,22 @@ import { runtimeName, version } from './version.js';
 /** Bound on draining queued events when the daemon exits. */
 const publisherDrainMs = 5000;
 
+/** How the daemon gets its listening socket. */
+export interface DaemonListen {
+  /** The group's listening socket (3 when spawned by `start`); the daemon owns it. */
+  readonly fd: number;
+  /** Called once the Task API is served on it (a spare reports its adoption then). */
+  readonly onServing?: () => void;
+}
+
 /** Runs the daemon until it decides to exit; resolves with the exit code. */
-export async function runDaemon(cmd: ShimCommandLine, native: Native, env: NodeJS.ProcessEnv): Promise<number> {
+export async function runDaemon(cmd: ShimCommandLine, native: Native, env: NodeJS.ProcessEnv, listen: DaemonListen = { fd: 3 }): Promise<number> {
   const { namespace, id } = cmd.flags;
   const bundle = process.cwd();
   const settings = readSettings(bundle);
   // Read now: containerd removes this bundle when its container is deleted.
-  const socket = socketOfBundle(bundle);
+  const socket = createSocketRecord();
+  socket.record(bundle);
   const logSink = createLogSink(2, { native, attached: false });
   logSink.attach(bundle);
   const logger = createLogger(cmd.flags.debug ? 'debug' : settings.logLevel, logSink, { runtime: runtimeName, namespace, group: id });
@@ -49,12 +62,21 @@ export async function runDaemon(cmd: ShimCommandLine, native: Native, env: NodeJ
   if (ttrpcAddress === '') logger.warn({}, 'TTRPC_ADDRESS is not set: events cannot reach containerd');
   const publisher = createPublisher({ address: ttrpcAddress, namespace, logger });
   forwardEvents(runtime, publisher);
+  recordCleanDeletes(runtime, logger);
   // A group daemon's first bundle (whose fifo fd 2 writes to) may be gone: follow the newest container.
   runtime.on('task-create', (e) => {
     logSink.attach(e.bundle);
+    socket.record(e.bundle);
   });
 
   const timings = createCallTimings();
+  let exitLogged = false;
+  /** The daemon's last info line, with its per-call timings; logged once, while containerd still reads. */
+  const logExit = (): void => {
+    if (exitLogged) return;
+    exitLogged = true;
+    logger.info({ timings: timings.summary(), droppedLogLines: logSink.dropped }, 'daemon exiting');
+  };
   let exitRequested: ((code: number) => void) | undefined;
   const exited = new Promise<number>((resolve) => {
     exitRequested = resolve;
@@ -66,6 +88,9 @@ export async function runDaemon(cmd: ShimCommandLine, native: Native, env: NodeJ
     logger,
     onShutdown: () => {
       logger.info({}, 'shutdown: no container left');
+      // The last line goes out before the Shutdown answer: once containerd has it, it
+      // runs `delete` and removes the bundle, and nobody reads this log fifo any more.
+      logExit();
       // Let the Shutdown response go out first.
       setImmediate(() => exitRequested?.(0));
     },
@@ -77,11 +102,13 @@ export async function runDaemon(cmd: ShimCommandLine, native: Native, env: NodeJ
   const server = createServer({ checkPeer: (socket) => peerIsUid(native, socket, uid, logger) });
   const methods = implement(TaskService, service);
   for (const name of taskServiceNames) server.register(name, methods);
-  await server.listen({ fd: 3 });
+  await server.listen({ fd: listen.fd });
   logger.info({ version, node: process.version }, 'daemon serving');
+  listen.onServing?.();
 
   const onTerm = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'signal: exiting gracefully');
+    logExit();
     exitRequested?.(0);
   };
   process.on('SIGTERM', onTerm);
@@ -96,11 +123,11 @@ export async function runDaemon(cmd: ShimCommandLine, native: Native, env: NodeJ
   const code = await exited;
   // Unlink first: a `start` that dials the socket from now on binds a new daemon
   // instead of handing containerd one that is going away.
-  removeSocket(socket);
+  socket.removeIfOurs();
   await server.shutdown();
   await publisher.close(publisherDrainMs);
   await runtime.close();
-  logger.info({ timings: timings.summary(), droppedLogLines: logSink.dropped }, 'daemon exiting');
+  logger.debug({ droppedLogLines: logSink.dropped }, 'daemon exited');
   return code;
 }
 
@@ -176,21 +203,33 @@ function peerIsUid(native: Native, socket: Socket, uid: number, logger: { warn(o
   return false;
 }
 
-/** The group socket path `start` wrote into `<bundle>/address`, or undefined. */
-function socketOfBundle(bundle: string): string | undefined {
-  try {
-    return socketPath(readFileSync(join(bundle, 'address'), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-}
-
-/** Removes the group socket (the Go shim does the same on shutdown). */
-function removeSocket(path: string | undefined): void {
-  if (path === undefined) return;
-  try {
-    unlinkSync(path);
-  } catch {
-    // Already removed.
-  }
+/**
+ * The group socket this daemon serves, so it can remove it on exit (as the Go shim
+ * does) without ever removing a socket that another daemon bound at the same path
+ * since (a start that found this daemon dead replaced it). The path comes from a
+ * bundle's `address` file: at boot when `start` wrote it already, else at the first
+ * Create (containerd calls Create only after it read start's answer). The socket is
+ * ours while the path still names the inode it had then.
+ */
+function createSocketRecord(): { record(bundle: string): void; removeIfOurs(): void } {
+  let own: { readonly path: string; readonly ino: number } | undefined;
+  return {
+    record(bundle) {
+      if (own !== undefined) return;
+      try {
+        const path = socketPath(readFileSync(join(bundle, 'address'), 'utf8').trim());
+        own = { path, ino: statSync(path).ino };
+      } catch {
+        // Not written yet: the next Create records it.
+      }
+    },
+    removeIfOurs() {
+      if (own === undefined) return;
+      try {
+        if (statSync(own.path).ino === own.ino) unlinkSync(own.path);
+      } catch {
+        // Already removed.
+      }
+    },
+  };
 }

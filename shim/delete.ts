@@ -4,6 +4,10 @@
  * containerd's 5 s: force-delete the OCI container (which kills what is left of
  * it), unmount the rootfs, and answer a DeleteResponse with the init pid, exit
  * status 137 (SIGKILL) and now, as the runc shim does.
+ *
+ * Fast path: when the daemon deleted the task cleanly it left `<bundle>/tsrun-deleted`
+ * (deleted-marker.ts); then there is nothing to clean, and the answer is the exit the
+ * daemon recorded, at once, without running the OCI runtime.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +16,8 @@ import { createProcessMonitor, type Logger } from '../core/index.js';
 import { unmountAll } from '../core/mount.js';
 import { createOciRuntime } from '../core/runc.js';
 import { answer, failure, type ActionContext, type ActionRequest, type ActionResult } from './action.js';
-import { readSettings, runtimeRoot } from './bundle.js';
+import { readSettings, runtimeSettings } from './bundle.js';
+import { readDeletedMarker } from './deleted-marker.js';
 import type { ShimCommandLine } from './flags.js';
 
 /** Runs `delete`. Never throws: failures come back as an exit code and a sentence. */
@@ -20,6 +25,10 @@ export async function deleteAction(cmd: ShimCommandLine, request: ActionRequest,
   const { id, namespace } = cmd.flags;
   if (id === '' || namespace === '') return failure('delete needs -id and -namespace (containerd passes them)');
   const bundle = cmd.flags.bundle !== '' ? cmd.flags.bundle : request.cwd;
+  const deleted = readDeletedMarker(bundle);
+  if (deleted !== undefined) {
+    return answer(containerd.task.v2.DeleteResponse.encode({ pid: deleted.pid, exitStatus: deleted.exitStatus, exitedAt: timestampFromDate(deleted.exitedAt) }).finish());
+  }
   const settings = readSettings(bundle);
   const monitor = createProcessMonitor(context.native, logger);
   let warning = '';
@@ -31,17 +40,7 @@ export async function deleteAction(cmd: ShimCommandLine, request: ActionRequest,
       namespace,
       containerId: id,
       bundle,
-      settings: {
-        binaryName: settings.binaryName,
-        root: runtimeRoot(settings, namespace),
-        systemdCgroup: settings.systemdCgroup,
-        noPivotRoot: settings.noPivotRoot,
-        noNewKeyring: settings.noNewKeyring,
-        ioUid: settings.ioUid,
-        ioGid: settings.ioGid,
-        criuImagePath: settings.criuImagePath,
-        criuWorkPath: settings.criuWorkPath,
-      },
+      settings: runtimeSettings(settings, namespace),
     });
     await runtime.delete(true);
   } catch (error) {

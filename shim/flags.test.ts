@@ -42,9 +42,14 @@ test('group key: tsrun annotation, then sandbox id, then policy', () => {
   assert.equal(groupKey('c1', 'ns', { 'io.kubernetes.cri.sandbox-id': 's' }, 'namespace'), 's');
 });
 
-test('socket address matches containerd SocketAddress (sha256 of address/namespace/group)', () => {
-  // sha256("/run/containerd/containerd.sock/default/t1"), computed independently with sha256sum.
+test('socket address: containerd SocketAddress input (address/namespace/group) behind a tsrun prefix', () => {
+  // printf 'io.containerd.tsrun.v1\0/run/containerd/containerd.sock/default/t1' | sha256sum
   assert.equal(
+    socketAddress('/run/containerd/containerd.sock', 'default', 't1'),
+    'unix:///run/containerd/s/99fb0389903ec5b7f8ad135e3358185f08ac2536b02ffd25f161165f4ad818d7',
+  );
+  // A runc shim group of the same name hashes without the prefix: never the same socket.
+  assert.notEqual(
     socketAddress('/run/containerd/containerd.sock', 'default', 't1'),
     'unix:///run/containerd/s/df6a0c5cd2e9a1a16d9a3f2447365d9fc6021bc1d3d9a4caa2f5b2c4f773758f',
   );
@@ -69,4 +74,16 @@ test('settings from CRI runtime options TOML', () => {
   assert.throws(() => settingsFromToml('GroupPolicy = "cluster"'), (e: unknown) => e instanceof SettingsError && /GroupPolicy "cluster" is not one of/.test(e.message));
   assert.throws(() => settingsFromToml('IoUid = -1'), /IoUid must be an integer/);
   assert.throws(() => settingsFromToml('= broken'), /not valid TOML/);
+});
+
+test('-manager and -spare select tsrun modes of their own (native/launcher/PROTOCOL.md)', () => {
+  const manager = parseFlags(['-manager', '-address', '/run/containerd/containerd.sock']);
+  assert.equal(manager.flags.manager, true);
+  assert.equal(manager.flags.spare, false);
+  assert.equal(manager.flags.address, '/run/containerd/containerd.sock');
+  assert.equal(manager.action, '');
+  const spare = parseFlags(['-spare', '-address', '/a']);
+  assert.equal(spare.flags.spare, true);
+  assert.equal(spare.flags.manager, false);
+  assert.equal(parseFlags(['-namespace', 'ns', 'start']).flags.manager, false);
 });

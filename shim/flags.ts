@@ -9,6 +9,9 @@
  *   <shim> -namespace ns -address grpc.sock -publish-binary containerd -id id [-debug] start
  *   <shim> -namespace ns -address grpc.sock -publish-binary containerd -id id -bundle b [-debug] delete
  * (facts section 2.2; containerd pkg/shim/shim.go parseFlags).
+ *
+ * tsrun's own modes (native/launcher/PROTOCOL.md): `-manager -address a` is the
+ * long-lived manager the launcher starts; `-spare` is a pre-booted daemon it keeps.
  */
 
 /** The flags containerd (or our own start action) may pass. */
@@ -23,6 +26,10 @@ export interface ShimFlags {
   readonly debug: boolean;
   readonly info: boolean;
   readonly version: boolean;
+  /** Run as the manager of the containerd at `-address` (manager.ts). */
+  readonly manager: boolean;
+  /** Run as a spare daemon waiting on fd 3 for a group to adopt (spare.ts). */
+  readonly spare: boolean;
 }
 
 /** The parsed command line: flags and the action. */
@@ -40,7 +47,7 @@ export class FlagError extends Error {
 }
 
 type StringFlag = 'namespace' | 'address' | 'publishBinary' | 'id' | 'bundle' | 'socket' | 'debugSocket';
-type BoolFlag = 'debug' | 'info' | 'version';
+type BoolFlag = 'debug' | 'info' | 'version' | 'manager' | 'spare';
 
 const stringFlags: ReadonlyMap<string, StringFlag> = new Map([
   ['namespace', 'namespace'],
@@ -56,6 +63,8 @@ const boolFlags: ReadonlyMap<string, BoolFlag> = new Map([
   ['debug', 'debug'],
   ['info', 'info'],
   ['v', 'version'],
+  ['manager', 'manager'],
+  ['spare', 'spare'],
 ]);
 
 /**
@@ -72,7 +81,7 @@ export function parseFlags(argv: readonly string[]): ShimCommandLine {
     socket: '',
     debugSocket: '',
   };
-  const bools: Record<BoolFlag, boolean> = { debug: false, info: false, version: false };
+  const bools: Record<BoolFlag, boolean> = { debug: false, info: false, version: false, manager: false, spare: false };
 
   let i = 0;
   for (; i < argv.length; i++) {

@@ -6,10 +6,11 @@
  * per pod, as the Go shim groups on `io.containerd.runc.v2.group` then the sandbox
  * id), else from the configured policy (DESIGN.md section 2).
  *
- * The socket address follows containerd's `SocketAddress`:
- * `unix:///run/containerd/s/<hex(sha256(join(address, namespace, group)))>`
- * (containerd pkg/shim/util_unix.go; facts section 2.4), so containerd's own tools
- * recognise it and a group key maps to one socket per containerd and namespace.
+ * The socket address follows containerd's `SocketAddress`,
+ * `unix:///run/containerd/s/<hex(sha256(...))>` (containerd pkg/shim/util_unix.go;
+ * facts section 2.4), hashing `join(address, namespace, group)` behind a tsrun
+ * prefix: a group key maps to one socket per containerd and namespace, and never to
+ * the socket of another runtime's group of the same name.
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
@@ -59,6 +60,9 @@ export function groupKey(id: string, namespace: string, annotations: Readonly<Re
   }
 }
 
+/** Keeps tsrun's socket names apart from other shims' (the NUL never occurs in a containerd address). */
+const socketHashPrefix = 'io.containerd.tsrun.v1\0';
+
 /** containerd's default socket directory (1.6 hard-codes it; 2.3 makes it configurable). */
 export const defaultSocketDir = '/run/containerd/s';
 
@@ -67,7 +71,9 @@ export const defaultSocketDir = '/run/containerd/s';
  * @param containerdAddress the `-address` flag (containerd's gRPC socket path).
  */
 export function socketAddress(containerdAddress: string, namespace: string, group: string, socketDir = defaultSocketDir): string {
-  const hash = createHash('sha256').update(posix.join(containerdAddress, namespace, group)).digest('hex');
+  // containerd's input, behind a prefix of ours: a runc shim group with the same
+  // name (io.containerd.runc.v2.group=G) must never land on a tsrun daemon's socket.
+  const hash = createHash('sha256').update(socketHashPrefix).update(posix.join(containerdAddress, namespace, group)).digest('hex');
   return `unix://${posix.join(socketDir, hash)}`;
 }
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadNative } from '../native/index.js';
 import { containerd, google, packAny } from '../protos/index.js';
 import type { ActionContext, ActionRequest } from './action.js';
+import { createSpawnLauncher, type DaemonCommand } from './daemon-launcher.js';
 import { parseFlags } from './flags.js';
 import { start } from './start.js';
 
@@ -16,7 +17,7 @@ const native = loadNative();
  * A stand-in daemon: records its fds and session, then holds the listening socket
  * (fd 3) open until killed, so the kernel accepts dials into its backlog.
  */
-const fakeDaemon: ActionContext['daemon'] = {
+const fakeDaemon: DaemonCommand = {
   file: '/bin/sh',
   args: [
     '/bin/sh',
@@ -27,7 +28,7 @@ const fakeDaemon: ActionContext['daemon'] = {
     'fake-daemon',
   ],
 };
-const context: ActionContext = { native, daemon: fakeDaemon };
+const context: ActionContext = { native, launcher: createSpawnLauncher(native, fakeDaemon) };
 
 function makeBundle(root: string, name: string, annotations: Record<string, string> = {}): string {
   const bundle = join(root, name);
@@ -63,7 +64,7 @@ test('start binds the group socket, hands it to a detached daemon on fd 3, and p
   const root = mkdtempSync(join(tmpdir(), 'tsrun-start-'));
   const address = join(root, 'containerd.sock');
   const bundle = makeBundle(root, 'c1');
-  const expected = `unix:///run/containerd/s/${createHash('sha256').update(`${address}/ns1/c1`).digest('hex')}`;
+  const expected = `unix:///run/containerd/s/${createHash('sha256').update('io.containerd.tsrun.v1\0').update(`${address}/ns1/c1`).digest('hex')}`;
   t.after(() => {
     killDaemon(bundle);
     rmSync(expected.slice('unix://'.length), { force: true });
@@ -94,7 +95,7 @@ test('a second container of a live group reuses its daemon; a dead socket is rep
   const first = makeBundle(root, 'a', { 'io.containerd.tsrun.v1.group': 'g' });
   const second = makeBundle(root, 'b', { 'io.containerd.tsrun.v1.group': 'g' });
   const third = makeBundle(root, 'c', { 'io.containerd.tsrun.v1.group': 'g' });
-  const socket = `/run/containerd/s/${createHash('sha256').update(`${address}/ns/g`).digest('hex')}`;
+  const socket = `/run/containerd/s/${createHash('sha256').update('io.containerd.tsrun.v1\0').update(`${address}/ns/g`).digest('hex')}`;
   t.after(() => {
     killDaemon(first);
     killDaemon(third);
@@ -135,7 +136,7 @@ test('containerd 2.3 bootstrap: the socket directory is honoured and the answer 
   const answer = containerd.runtime.bootstrap.v1.BootstrapResult.decode(result.stdout);
   assert.equal(answer.version, 3);
   assert.equal(answer.protocol, 'ttrpc');
-  assert.equal(answer.address, `unix://${socketDir}/${createHash('sha256').update(`${address}/ns/c1`).digest('hex')}`);
+  assert.equal(answer.address, `unix://${socketDir}/${createHash('sha256').update('io.containerd.tsrun.v1\0').update(`${address}/ns/c1`).digest('hex')}`);
 });
 
 test('start fails with a sentence when the bundle has no usable config.json or flags are missing', async (t) => {
@@ -164,7 +165,7 @@ test('runc Options ShimCgroup moves the daemon into that cgroup in every hierarc
     return;
   }
   for (const hierarchy of hierarchies) mkdirSync(join(hierarchy, cgroup));
-  const socket = `/run/containerd/s/${createHash('sha256').update(`${address}/ns/c1`).digest('hex')}`;
+  const socket = `/run/containerd/s/${createHash('sha256').update('io.containerd.tsrun.v1\0').update(`${address}/ns/c1`).digest('hex')}`;
   t.after(async () => {
     killDaemon(bundle);
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -6,9 +6,10 @@
  * 2. Socket `unix:///run/containerd/s/<sha256(address/namespace/group)>`, root-only.
  * 3. Bind it. If it is taken and answers, the group's daemon is alive: reuse it.
  *    If it is taken but dead (a daemon that was killed), remove it and bind again.
- * 4. Spawn the daemon detached (new session) with the listening socket as fd 3 and
+ * 4. Launch the daemon detached (new session) with the listening socket as fd 3 and
  *    /dev/null on 0-2: containerd waits for EOF on the start process's stdout and
- *    stderr, so the daemon must never hold them.
+ *    stderr, so the daemon must never hold them. The context's launcher spawns a
+ *    fresh daemon (CLI) or hands the socket to a pre-booted spare (manager).
  * 5. The daemon joins runc Options' ShimCgroup when set; oom_score_adj of the daemon = containerd's + 1; write `<bundle>/address`;
  *    print the address (plain for containerd < 2.3, a BootstrapResult for 2.3+).
  *
@@ -17,20 +18,22 @@
  * containerd an address that stops answering; containerd then fails that Create
  * and the next start binds a fresh socket.
  */
-import { chmodSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import type { Native } from '../native/facade.js';
 import { containerd } from '../protos/index.js';
 import { answer, failure, type ActionContext, type ActionRequest, type ActionResult } from './action.js';
 import { BundleError, readAnnotations, writeAddress, writeSettings } from './bundle.js';
+import { deletedMarkerPath } from './deleted-marker.js';
 import type { ShimCommandLine } from './flags.js';
 import { defaultSocketDir, groupKey, socketAddress, socketPath } from './group.js';
 import { decodeStartInput, type StartInput } from './options.js';
 import { SettingsError } from './settings.js';
 import { moveToShimCgroup } from './shim-cgroup.js';
 
-/** How long a dial may take to prove a group daemon is alive (the Go shim uses 100 ms). */
-const aliveDialTimeoutMs = 100;
+/** Bound on a dial that neither connects nor fails (the kernel decides a unix connect at once). */
+const aliveDialBoundMs = 2000;
 /** Backlog of the group socket: containerd may connect before the daemon has booted. */
 const listenBacklog = 1024;
 
@@ -56,11 +59,16 @@ export async function start(cmd: ShimCommandLine, request: ActionRequest, contex
   const address = socketAddress(containerdAddress, namespace, group, socketDir);
   const path = socketPath(address);
   writeSettings(bundle, input.settings);
+  // A marker left by an earlier task of this bundle path must not answer this one's delete.
+  rmSync(deletedMarkerPath(bundle), { force: true });
 
   let listenFd: number;
   try {
-    const bound = await bindOrReuse(context, path);
-    if (bound === 'reuse') return finish(bundle, address, input, '');
+    const bound = await bindOrReuse(context.native, path, listenBacklog);
+    if (bound === 'reuse') {
+      writeAddress(bundle, address);
+      return finish(address, input, '');
+    }
     listenFd = bound;
   } catch (error) {
     return failure(`tsrun start ${id}: cannot listen on ${path}: ${errorText(error)}`);
@@ -68,19 +76,20 @@ export async function start(cmd: ShimCommandLine, request: ActionRequest, contex
 
   let warning = '';
   try {
-    const args = [...context.daemon.args, '-namespace', namespace, '-id', id, '-address', containerdAddress];
-    if (cmd.flags.publishBinary !== '') args.push('-publish-binary', cmd.flags.publishBinary);
-    if (cmd.flags.debug) args.push('-debug');
+    // Before the launch: the daemon reads it when it starts (to remove its socket when it
+    // exits), and a pre-booted spare starts at once.
+    writeAddress(bundle, address);
     const env = Object.entries(request.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
-    const daemon = context.native.spawn({ file: context.daemon.file, args, env, cwd: bundle, fds: [-1, -1, -1, listenFd], setsid: true });
+    const flags = { namespace, id, address: containerdAddress, publishBinary: cmd.flags.publishBinary, debug: cmd.flags.debug };
+    const daemon = await context.launcher.launch({ listenFd, flags, env, cwd: bundle });
     try {
       if (input.settings.shimCgroup !== '') moveToShimCgroup(daemon.pid, input.settings.shimCgroup);
     } catch (error) {
-      context.native.pidfdSendSignal(daemon.pidfd, 9);
+      daemon.kill();
       throw error;
     } finally {
-      // The daemon outlives us: we never wait for it (it reparents to init or a subreaper).
-      context.native.close(daemon.pidfd);
+      // The daemon outlives us: we never wait for it here.
+      daemon.release();
     }
     warning = adjustOomScore(daemon.pid, request.parentPid);
   } catch (error) {
@@ -93,22 +102,26 @@ export async function start(cmd: ShimCommandLine, request: ActionRequest, contex
   } finally {
     context.native.close(listenFd);
   }
-  return finish(bundle, address, input, warning);
+  return finish(address, input, warning);
 }
 
-function finish(bundle: string, address: string, input: StartInput, stderr: string): ActionResult {
-  writeAddress(bundle, address);
+function finish(address: string, input: StartInput, stderr: string): ActionResult {
   if (input.bootstrap === undefined) return answer(address, stderr);
   const result = containerd.runtime.bootstrap.v1.BootstrapResult.encode({ version: 3, address, protocol: 'ttrpc' }).finish();
   return answer(result, stderr);
 }
 
-/** Binds the group socket, or reports that a live daemon already serves it. */
-async function bindOrReuse(context: ActionContext, path: string): Promise<number | 'reuse'> {
+/**
+ * Binds a root-only unix socket at `path` (its directory made 0700 if missing), or
+ * reports that a live server already answers there. A socket file nobody serves (its
+ * server died) is replaced. The manager binds its control socket the same way.
+ * @throws the bind error (not EADDRINUSE of a dead socket, which is handled).
+ */
+export async function bindOrReuse(native: Native, path: string, backlog: number): Promise<number | 'reuse'> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   for (let attempt = 0; ; attempt++) {
     try {
-      const fd = context.native.listenUnix(path, listenBacklog);
+      const fd = native.listenUnix(path, backlog);
       chmodSync(path, 0o600);
       return fd;
     } catch (error) {
@@ -124,21 +137,29 @@ async function bindOrReuse(context: ActionContext, path: string): Promise<number
   }
 }
 
+/**
+ * Whether a daemon serves the socket at `path`. A unix connect() is decided by the
+ * kernel at once: refused (or no such file) means nobody listens; success, or a
+ * full backlog (EAGAIN), means a live daemon. No short timer decides it: on a
+ * starved CPU a 100 ms timer fires before the finished connect is handled, and a
+ * live daemon would be taken for dead and its group split across two daemons.
+ * The long bound only guards against a connect that never completes.
+ */
 function isAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
     const timer = setTimeout(() => {
       socket.destroy();
-      resolve(false);
-    }, aliveDialTimeoutMs);
+      resolve(true);
+    }, aliveDialBoundMs);
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.destroy();
       resolve(true);
     });
-    socket.once('error', () => {
+    socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      resolve(false);
+      resolve(error.code === 'EAGAIN');
     });
   });
 }

@@ -15,7 +15,7 @@ import { Code, defineService, TtrpcError, type HandlerContext, type ServiceImple
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { subscribe } from 'node:diagnostics_channel';
 import { RuntimeError, runtimeInvocationChannel, type RuntimeInvocationMessage, type ErrorCode, type Logger, type ProcessStatus, type Runtime, type RuntimeSettings } from '../core/index.js';
-import { readSettings, runtimeRoot } from './bundle.js';
+import { readSettings, runtimeSettings } from './bundle.js';
 import { settingsFromAny } from './options.js';
 import { SettingsError, type Settings } from './settings.js';
 import { version } from './version.js';
@@ -76,17 +76,7 @@ export function createTaskService(options: TaskServiceOptions): ServiceImplement
         throw error;
       }
     }
-    return {
-      binaryName: settings.binaryName,
-      root: runtimeRoot(settings, namespace),
-      systemdCgroup: settings.systemdCgroup,
-      noPivotRoot: settings.noPivotRoot,
-      noNewKeyring: settings.noNewKeyring,
-      ioUid: settings.ioUid,
-      ioGid: settings.ioGid,
-      criuImagePath: settings.criuImagePath,
-      criuWorkPath: settings.criuWorkPath,
-    };
+    return runtimeSettings(settings, namespace);
   };
 
   const service: ServiceImplementation<typeof TaskService> = {

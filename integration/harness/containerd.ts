@@ -27,6 +27,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { TomlTable } from 'smol-toml';
+import { socketAddress, socketPath } from '../../shim/group.js';
+import { controlSocketPath } from '../../shim/manager.js';
 import { renderContainerdConfig, type ContainerdLogLevel, type CriRuntime } from './containerd-config.js';
 import { createCtr, type Ctr } from './ctr.js';
 import { PAUSE_IMAGE } from './image.js';
@@ -136,6 +138,8 @@ export interface ContainerdInstance {
   restart(): Promise<void>;
   /** The shim socket path containerd 1.6's runc shim derives for (namespace, group id). */
   shimSocketPath(namespace: string, id: string): string;
+  /** Where tsrun's daemon of `group` in `namespace` listens (shim/group.ts socketAddress). */
+  tsrunSocketPath(namespace: string, group: string): string;
   /** What this instance left on the host right now. */
   leftovers(): Promise<Leftovers>;
   /** The last `lines` lines of containerd's log. */
@@ -351,6 +355,10 @@ class PrivateContainerd implements ContainerdInstance {
     return join(SHIM_SOCKET_DIR, hash);
   }
 
+  tsrunSocketPath(namespace: string, group: string): string {
+    return socketPath(socketAddress(this.address, namespace, group));
+  }
+
   async leftovers(): Promise<Leftovers> {
     return {
       mounts: await mountsUnder(this.baseDir),
@@ -434,8 +442,15 @@ class PrivateContainerd implements ContainerdInstance {
       });
       await attempt('removing shim sockets', async () => {
         for (const [namespace, ids] of this.#seen) {
-          for (const id of ids) await rm(this.shimSocketPath(namespace, id), { force: true });
+          for (const id of ids) {
+            await rm(this.shimSocketPath(namespace, id), { force: true });
+            await rm(this.tsrunSocketPath(namespace, id), { force: true });
+          }
         }
+        // tsrun's manager for this containerd (the launcher starts one per address):
+        // its control socket, the launchers' lock file and its log.
+        const control = controlSocketPath(this.address);
+        for (const path of [control, `${control}.lock`, control.replace(/\.sock$/, '.log')]) await rm(path, { force: true });
       });
       await attempt('removing namespace cgroups and runc dirs', () => this.#removeNamespaceDirs());
       await attempt(`removing ${this.baseDir}`, () => rm(this.baseDir, { recursive: true, force: true, maxRetries: 3 }));

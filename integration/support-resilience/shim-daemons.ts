@@ -3,8 +3,8 @@
  * daemon serves (the `address` file the shim wrote, which containerd 1.6 reads to reconnect
  * after a restart), a Task client on that socket, and the daemon processes themselves.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { connect, createServiceClient, type ServiceClient, type TtrpcClient } from '../../ttrpc/index.js';
 import { TaskService } from '../../shim/task-service.js';
 import { listProcesses, withFlag, type ContainerdInstance, type ProcessEntry } from '../harness/index.js';
@@ -78,16 +78,34 @@ export interface ShimDaemon {
 /**
  * The tsrun daemons of one containerd: processes running the shim's daemon entry point
  * (`.../shim/main.js`, no action) with `-address <containerd's socket>`. The short-lived
- * `start`/`delete` processes run `bin/containerd-shim-tsrun-v1` and are not listed.
+ * `start`/`delete` processes run `bin/containerd-shim-tsrun-v1` and are not listed, nor
+ * the manager (`-manager`) and a spare still waiting for a group (`-spare`, cwd `/`).
+ * A spare that adopted a group keeps its command line `main.js -spare -address <a>`: its
+ * namespace and first container come from its cwd, that container's bundle
+ * `<state>/io.containerd.runtime.v2.task/<namespace>/<id>` (shim/spare.ts).
  */
 export async function shimDaemons(instance: ContainerdInstance): Promise<ShimDaemon[]> {
   const processes = withFlag(await listProcesses(), '-address', instance.address);
-  return processes.filter(isDaemon).map((p) => ({ pid: p.pid, namespace: flagValue(p.argv, '-namespace'), id: flagValue(p.argv, '-id'), argv: p.argv }));
+  return processes.filter(isDaemon).flatMap((p): ShimDaemon[] => {
+    if (!p.argv.includes('-spare')) return [{ pid: p.pid, namespace: flagValue(p.argv, '-namespace'), id: flagValue(p.argv, '-id'), argv: p.argv }];
+    const [namespace, id, ...rest] = relative(join(instance.state, 'io.containerd.runtime.v2.task'), cwdOf(p.pid)).split('/');
+    if (namespace === undefined || id === undefined || namespace === '..' || namespace === '' || rest.length > 0) return []; // waiting
+    return [{ pid: p.pid, namespace, id, argv: p.argv }];
+  });
 }
 
 function isDaemon(p: ProcessEntry): boolean {
   const script = p.argv[1] ?? '';
-  return script.endsWith('/shim/main.js') && !p.argv.includes('start') && !p.argv.includes('delete');
+  return script.endsWith('/shim/main.js') && !p.argv.includes('start') && !p.argv.includes('delete') && !p.argv.includes('-manager');
+}
+
+/** A process's cwd; its bundle may be deleted already (readlink then ends in " (deleted)"). */
+function cwdOf(pid: number): string {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, '');
+  } catch {
+    return '/';
+  }
 }
 
 function flagValue(argv: readonly string[], flag: string): string {
