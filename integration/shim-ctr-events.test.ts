@@ -5,7 +5,7 @@
  * init's), and the exit statuses and pids they carry.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { createContainerdGrpcClient, type ContainerdGrpcClient, type EventSubscription } from './harness/index.js';
 import { firstEvent, isTaskEvent, runArgs, spawnCtr, taskEventsOf, useTsrunContainerd, waitForTask, type CtrProcess } from './support/index.js';
 
@@ -14,9 +14,9 @@ describe('task events with the tsrun runtime', () => {
   let grpc: ContainerdGrpcClient;
   before(() => {
     grpc = createContainerdGrpcClient(containerd().address, containerd().namespace);
-  });
-  after(() => {
-    grpc.close();
+    containerd.onTeardown(() => {
+      grpc.close();
+    });
   });
 
   async function subscribed<T>(fn: (events: EventSubscription) => Promise<T>): Promise<T> {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { readText, runArgs, useTsrunContainerd, waitUntil } from './support/index.js';
 
 describe('log URIs with the tsrun runtime', () => {
@@ -17,9 +17,7 @@ describe('log URIs with the tsrun runtime', () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tsrun-log-uri-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
+    containerd.onTeardown(() => rm(dir, { recursive: true, force: true }));
   });
 
   test('file://: both streams go to the file, nothing to ctr, and the exit status still reaches ctr', async () => {

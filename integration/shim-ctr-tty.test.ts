@@ -7,13 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isAlive } from './harness/index.js';
-import { outerTty, runArgs, spawnCtrInPty, useTsrunContainerd, waitFor, waitForTask, waitUntil, type CtrProcess } from './support/index.js';
+import { outerTty, runArgs, spawnCtrInPty, startFifoTask, useTsrunContainerd, waitFor, waitForTask, waitUntil, type CtrProcess, type FifoReader } from './support/index.js';
 
 /** The terminal output after the `outer-tty:` announcement, with CRs dropped. */
 function screen(output: string): string {
@@ -68,51 +64,34 @@ describe('terminals (-t) with the tsrun runtime', () => {
   });
 
   test("terminal output still in the pty when the process exits reaches the client's fifo complete", async () => {
+    // Read from the fifo, not through `ctr run -t` (support/fifo-client.ts says why).
+    // The container prints 100 KB at once and exits while nobody reads: the fifo and the
+    // shim's buffers fill, the shim stops reading the pty master, and the rest stays in the
+    // pty, its slave closed. All of it must still come out once the client reads. (libuv
+    // took a pty master's hang-up after one short read for its end of file, and Node
+    // dropped what it held at the EIO that ends a drained pty: the tail was lost.)
     const instance = containerd();
     const id = containerd.id('tty-tail');
-    const fifoDir = await mkdtemp(join(tmpdir(), 'tsrun-fifo-'));
-    let reader: ReadStream | undefined;
+    const task = await startFifoTask(instance, id, 'seq 1 16000', { tty: true });
+    let reader: FifoReader | undefined;
     try {
-      // `ctr run -d -t` makes the fifos in fifoDir, reads them until it leaves, and leaves;
-      // this test is the client from then on. (Through `ctr run -t` itself the tail of the
-      // output is sometimes cut between ctr and its terminal, with the runc shim as well,
-      // so that path cannot tell what the shim sent.)
-      // The container waits for ctr to leave, then prints 100 KB at once and exits while
-      // nobody reads: the fifo and the shim's buffers fill, the shim stops reading the pty
-      // master, and the rest stays in the pty, its slave closed. The shim must still hand
-      // all of it over once the client reads. (libuv took a pty master's hang-up after one
-      // short read for its end of file: everything after the first read was lost.)
-      const starter = spawnCtrInPty(instance, runArgs(['-d', '-t', '--fifo-dir', fifoDir], id, ['sh', '-c', 'sleep 1; seq 1 16000']));
-      const started = await starter.result;
-      assert.equal(started.code, 0, `${started.stdout}\n${started.stderr}`);
-      const [set] = await readdir(fifoDir);
-      assert.ok(set !== undefined, `ctr made no fifo set in ${fifoDir}`);
       const init = await waitForTask(instance.ctr, id, 'RUNNING');
-      // Should the output not fit in the buffers on the way (about 100 KB here), the process
-      // blocks on its terminal instead of exiting: then reading late is all this proves.
+      task.go();
+      // Should the output not fit in the buffers on the way, the process blocks on its
+      // terminal instead of exiting: then reading late is all this proves.
       await waitFor("the container's process to exit", () => !isAlive(init.pid), { timeoutMs: 5_000 }).catch(() => undefined);
-
-      const chunks: Buffer[] = [];
-      const ended = new Promise<void>((resolve, reject) => {
-        reader = createReadStream(join(fifoDir, set, `${id}-stdout`));
-        reader.on('data', (chunk) => chunks.push(Buffer.from(chunk)));
-        reader.once('end', resolve);
-        reader.once('error', reject);
-      });
-      // The exit is published once the output was copied out; deleting the task closes the
-      // shim's end of the fifo, which is our end of file.
+      reader = task.read('stdout');
       await waitForTask(instance.ctr, id, 'STOPPED');
       await instance.ctr.ok(['tasks', 'delete', id]);
-      await ended;
+      const output = (await reader.done).toString('utf8');
       let expected = '';
       for (let i = 1; i <= 16_000; i++) expected += `${i}\r\n`;
-      const output = Buffer.concat(chunks).toString('utf8');
       assert.equal(output.length, expected.length, `terminal output of ${output.length} bytes, ends with ${JSON.stringify(output.slice(-40))}`);
       assert.ok(output === expected, 'every line of seq 1 16000, in order');
     } finally {
-      reader?.destroy();
+      reader?.close();
       await instance.ctr.removeContainer(id);
-      await rm(fifoDir, { recursive: true, force: true });
+      await task.dispose();
     }
   });
 

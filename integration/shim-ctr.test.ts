@@ -1,12 +1,13 @@
 /**
  * `ctr run --rm` through tsrun (issue 5): a private containerd 1.6, real runc, the busybox
  * image, and the built `containerd-shim-tsrun-v1`. What a user sees: the output on the
- * right stream, complete and in order, the exit status as ctr's exit code (137 when the
- * task is killed from a second ctr), stdin forwarded until EOF, and nothing left behind.
+ * right stream, the exit status as ctr's exit code (137 when the task is killed from a
+ * second ctr), a missing command as runc's reason, stdin forwarded until EOF; a large
+ * output complete and in order in the client's fifos; and nothing left behind.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { runArgs, spawnCtr, useTsrunContainerd, waitForTask } from './support/index.js';
+import { runArgs, spawnCtr, startFifoTask, useTsrunContainerd, waitForTask } from './support/index.js';
 
 /** `seq 1 n` as busybox prints it. */
 function seq(n: number): string {
@@ -71,15 +72,32 @@ describe('ctr run --rm with the tsrun runtime', () => {
     }
   });
 
-  test('10 MB on stdout and 1 MB on stderr at once arrive complete and in order', async () => {
+  test('10 MB on stdout and 1 MB on stderr at once reach the fifos complete and in order', async () => {
+    // Read from the fifos, not through `ctr run`: ctr 1.6 drops what is still in a fifo when
+    // the exit reaches it (support/fifo-client.ts), which is not the shim's to fix.
+    const instance = containerd();
+    const id = containerd.id('large');
     // 1.5 million lines on stdout (10.4 MB) while 200 000 go to stderr (1.3 MB).
-    const script = 'seq 1 200000 >&2 & seq 1 1500000; wait';
-    const result = await containerd().ctr.run(runArgs(['--rm'], containerd.id('large'), ['sh', '-c', script]), { timeoutMs: 120_000 });
-    assert.equal(result.code, 0);
-    const expectedOut = seq(1_500_000);
-    assert.equal(result.stdout.length, expectedOut.length, 'stdout length');
-    assert.ok(result.stdout === expectedOut, 'stdout holds every line of seq 1 1500000, in order');
-    assert.ok(result.stderr === seq(200_000), `stderr holds every line of seq 1 200000, in order (got ${result.stderr.length} bytes)`);
+    const task = await startFifoTask(instance, id, 'seq 1 200000 >&2 & seq 1 1500000; wait');
+    const stdout = task.read('stdout');
+    const stderr = task.read('stderr');
+    try {
+      task.go();
+      await waitForTask(instance.ctr, id, 'STOPPED', { timeoutMs: 120_000 });
+      // The exit is published once both streams were copied out; deleting the task closes
+      // the shim's ends of the fifos: the end of file of our readers.
+      await instance.ctr.ok(['tasks', 'delete', id]);
+      const [out, err] = await Promise.all([stdout.done, stderr.done]);
+      const expectedOut = seq(1_500_000);
+      assert.equal(out.length, expectedOut.length, 'stdout length');
+      assert.ok(out.toString('utf8') === expectedOut, 'stdout holds every line of seq 1 1500000, in order');
+      assert.ok(err.toString('utf8') === seq(200_000), `stderr holds every line of seq 1 200000, in order (got ${err.length} bytes)`);
+    } finally {
+      stdout.close();
+      stderr.close();
+      await instance.ctr.removeContainer(id);
+      await task.dispose();
+    }
   });
 
   test('stdin piped in reaches the process, and EOF ends it: ctr run exits 0', async () => {

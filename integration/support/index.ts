@@ -9,3 +9,4 @@ export * from './events.js';
 export * from './poll.js';
 export * from './tasks.js';
 export * from './tsrun-containerd.js';
+export * from './fifo-client.js';

@@ -70,7 +70,7 @@ const CLEAN: HostTraces = { tasks: [], containers: [], processes: [], mounts: []
 export interface StoppedTraces {
   /** Every process of this containerd's shims (the manager and its spare included). */
   readonly processes: readonly string[];
-  /** The manager's control socket and log (the log is kept only when it logged a problem). */
+  /** The manager's control socket and its log (kept only when it logged a problem). */
   readonly managerFiles: readonly string[];
 }
 
@@ -79,6 +79,13 @@ export interface TsrunContainerd {
   (): ContainerdInstance;
   /** A container id unique in this file, remembered so the leftover check looks for its socket. */
   id(prefix: string): string;
+  /**
+   * Registers a step for the end of the file that must run before the leftover check
+   * (closing a gRPC client, removing a temp dir): node:test runs `after` hooks in the order
+   * they were registered and stops at the first that throws, so a test file's own `after`
+   * would not run when the check fails.
+   */
+  onTeardown(step: () => void | Promise<void>): void;
 }
 
 /**
@@ -90,6 +97,7 @@ export function useTsrunContainerd(options: ContainerdOptions = {}): TsrunContai
   let instance: ContainerdInstance | undefined;
   let shimTmp: string | undefined;
   const ids = new Set<string>();
+  const teardown: (() => void | Promise<void>)[] = [];
   let counter = 0;
   before(async () => {
     // The shims inherit containerd's environment: a TMPDIR of their own makes what they
@@ -106,6 +114,14 @@ export function useTsrunContainerd(options: ContainerdOptions = {}): TsrunContai
     if (instance !== undefined && failed(context)) instance.keepLog(`test '${nameOf(context)}' failed`);
   });
   after(async () => {
+    const failures: unknown[] = [];
+    for (const step of teardown) {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
     const tmp = shimTmp;
     if (instance === undefined || tmp === undefined) {
       if (tmp !== undefined) await rm(tmp, { recursive: true, force: true });
@@ -124,7 +140,11 @@ export function useTsrunContainerd(options: ContainerdOptions = {}): TsrunContai
     } finally {
       report = await current.cleanup();
       await rm(tmp, { recursive: true, force: true });
+      // A lock file is left by design (unlinking one that others may flock is a race);
+      // with this containerd gone nobody will take it again.
+      await rm(`${controlSocketPath(current.address)}.lock`, { force: true });
     }
+    if (failures.length > 0) throw new AggregateError(failures, 'a teardown step of the test file failed');
     if (!isClean(running) || !isClean(stopped)) current.keepLog('tsrun left traces on the host');
     assert.deepEqual(running, CLEAN, `tsrun left traces on the host (containerd log ${current.logPath})`);
     assert.deepEqual(stopped, { processes: [], managerFiles: [] }, `tsrun processes or files outlived containerd (containerd log ${current.logPath})`);
@@ -139,6 +159,9 @@ export function useTsrunContainerd(options: ContainerdOptions = {}): TsrunContai
       const id = `${prefix}-${++counter}`;
       ids.add(id);
       return id;
+    },
+    onTeardown(step: () => void | Promise<void>): void {
+      teardown.push(step);
     },
   });
 }
@@ -164,10 +187,10 @@ function isManagerOrSpare(argv: readonly string[]): boolean {
 /** What of `instance`'s tsrun processes and manager files is left (see {@link StoppedTraces}). */
 export async function stoppedTraces(instance: ContainerdInstance): Promise<StoppedTraces> {
   const socket = controlSocketPath(instance.address);
-  const log = socket.replace(/\.sock$/, '.log');
+  const files = [socket, socket.replace(/\.sock$/, '.log')];
   return {
     processes: (await instance.leftovers()).processes.map((p) => `${p.pid} ${p.argv.join(' ')}`),
-    managerFiles: [socket, log].filter((path) => existsSync(path)),
+    managerFiles: files.filter((path) => existsSync(path)),
   };
 }
 
