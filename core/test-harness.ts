@@ -52,9 +52,13 @@ const EVENT_NAMES: readonly (keyof RuntimeEvents)[] = [
   'task-checkpointed',
 ];
 
-/** Builds the harness; `options.ioDrainTimeoutMs` as the runtime's. */
-export function createHarness(name: string, options: { ioDrainTimeoutMs?: number } = {}): Harness {
-  const native = loadNative();
+/**
+ * Builds the harness; `options.ioDrainTimeoutMs` as the runtime's. `options.native`
+ * replaces the real addon (e.g. a wrapper around it that observes calls); use one
+ * Native per test file, as the orphan sweep is per Native.
+ */
+export function createHarness(name: string, options: { ioDrainTimeoutMs?: number; native?: Native } = {}): Harness {
+  const native = options.native ?? loadNative();
   // Container inits and runc's orphans must reparent to us, as they do to the daemon.
   native.setChildSubreaper();
   const fixture = createFixture(name);

@@ -198,6 +198,14 @@ export interface Native {
   /** umount2(2). `flags` are MNT_* / UMOUNT_* bits (MNT_DETACH = 2). */
   umount2(target: string, flags: number): void;
 
+  /**
+   * ioctl(FIONREAD): how many bytes wait to be read. For a pipe or fifo this is the
+   * pipe's buffer, through either end, so the holder of any end sees whether the
+   * reader has caught up; sockets and terminals answer too. Throws EBADF, and ENOTTY
+   * for an fd without such a count (eventfd, pidfd). Added for core/io.
+   */
+  pendingBytes(fd: number): number;
+
   /** pipe2(O_CLOEXEC): `[readEnd, writeEnd]`, both blocking (the caller sets O_NONBLOCK where it wants it). Added for core/io. */
   pipe(): readonly [number, number];
 

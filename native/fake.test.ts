@@ -175,6 +175,29 @@ describe('createFakeNative', () => {
     assert.ok(fired >= 2, 'level-triggered');
   });
 
+  test('pendingBytes: pipe ends and the fds of one fifo path share a buffer; other kinds fail as the kernel does', () => {
+    const fake = createFakeNative();
+    const [readEnd, writeEnd] = fake.pipe();
+    fake.setPendingBytes(writeEnd, 12);
+    assert.deepEqual([fake.pendingBytes(readEnd), fake.pendingBytes(writeEnd)], [12, 12]);
+    const ours = fake.openFifo('/run/out', 'read');
+    const client = fake.openFifo('/run/out', 'read');
+    const other = fake.openFifo('/run/err', 'read');
+    fake.setPendingBytes(client, 300);
+    assert.deepEqual([fake.pendingBytes(ours), fake.pendingBytes(other)], [300, 0]);
+    const [a, b] = fake.socketPair();
+    fake.sendFds(a, new Uint8Array(5), []);
+    assert.equal(fake.pendingBytes(b), 5);
+    const eventfd = fake.eventfd();
+    assert.throws(() => fake.pendingBytes(eventfd), { code: 'ENOTTY', syscall: 'ioctl' });
+    assert.throws(() => {
+      fake.setPendingBytes(eventfd, 1);
+    }, /no pipe buffer/);
+    for (const fd of [readEnd, writeEnd, ours, client, other, a, b, eventfd]) fake.close(fd);
+    assert.throws(() => fake.pendingBytes(eventfd), { code: 'EBADF', syscall: 'ioctl' });
+    assert.deepEqual(fake.openFds(), []);
+  });
+
   test("nativeError has the real addon's shape", () => {
     let real: NativeError | undefined;
     try {

@@ -101,6 +101,12 @@ export interface FakeNative extends Native {
   addProcess(options?: { readonly pid?: number; readonly child?: boolean }): FakeProcess;
   /** Marks an fd readable or not (an eventfd, a pipe): watchers of a readable fd fire every turn, like uv_poll. */
   setReadable(fd: number, readable: boolean): void;
+  /**
+   * Sets what {@link Native.pendingBytes} reports for `fd`'s buffer: a pipe's two
+   * ends share one, as do all fds of one fifo path (one pipe buffer per fifo, as in
+   * the kernel); a pty end has its own. Throws for other kinds of fd.
+   */
+  setPendingBytes(fd: number, count: number): void;
   /** The next call of `method` throws `error` instead of running. Queued: call twice for two failures. */
   failNext(method: keyof Native, error: Error): void;
   /** The fds open in the fake, ascending, for leak checks. */
@@ -146,14 +152,19 @@ interface Message {
   fds: Description[];
 }
 
+/** The unread bytes of a pipe (or fifo, or pty end) as pendingBytes reports them; shared like the kernel's buffer. */
+interface PipeBuffer {
+  pending: number;
+}
+
 /** What an fd refers to; dup2 makes two fds share one, as open file descriptions are shared. */
 type Description =
   | { kind: 'pidfd'; pid: number }
   | { kind: 'eventfd'; readable: boolean }
-  | { kind: 'pipe'; end: 'read' | 'write'; readable: boolean }
-  | { kind: 'fifo'; path: string; mode: 'read' | 'write' | 'readwrite'; readable: boolean }
+  | { kind: 'pipe'; end: 'read' | 'write'; readable: boolean; buffer: PipeBuffer }
+  | { kind: 'fifo'; path: string; mode: 'read' | 'write' | 'readwrite'; readable: boolean; buffer: PipeBuffer }
   | { kind: 'socket'; queue: Message[]; peer: SocketEnd | undefined; peerClosed: boolean; readable: boolean }
-  | { kind: 'pty'; end: 'master' | 'slave'; size: { rows: number; cols: number }; readable: boolean }
+  | { kind: 'pty'; end: 'master' | 'slave'; size: { rows: number; cols: number }; readable: boolean; buffer: PipeBuffer }
   | { kind: 'listener'; path: string; readable: boolean };
 
 type SocketEnd = Extract<Description, { kind: 'socket' }>;
@@ -173,6 +184,8 @@ export function createFakeNative(options: FakeNativeOptions = {}): FakeNative {
   const mounts = new Map<string, FakeMount>();
   const socketPaths = new Set<string>();
   const failures = new Map<keyof Native, Error[]>();
+  /** One buffer per fifo path, as the kernel keeps one pipe per fifo inode. */
+  const fifoBuffers = new Map<string, PipeBuffer>();
   let nextPid = options.firstPid ?? 4000;
   let nextFd = 1000;
   let subreaper = false;
@@ -297,6 +310,13 @@ export function createFakeNative(options: FakeNativeOptions = {}): FakeNative {
       if (description.kind === 'pidfd') throw new Error('fake: a pidfd is readable when its process exits; use exit()');
       description.readable = readable;
       if (readable) schedulePump();
+    },
+
+    setPendingBytes(fd, count) {
+      const description = describe(fd, 'fake.setPendingBytes');
+      if (description.kind !== 'pipe' && description.kind !== 'fifo' && description.kind !== 'pty')
+        throw new Error(`fake: fd ${fd} is a ${description.kind}, which has no pipe buffer`);
+      description.buffer.pending = count;
     },
 
     failNext(method, error) {
@@ -458,10 +478,29 @@ export function createFakeNative(options: FakeNativeOptions = {}): FakeNative {
 
     pipe() {
       record('pipe', []);
+      const buffer: PipeBuffer = { pending: 0 };
       return [
-        allocate({ kind: 'pipe', end: 'read', readable: false }),
-        allocate({ kind: 'pipe', end: 'write', readable: false }),
+        allocate({ kind: 'pipe', end: 'read', readable: false, buffer }),
+        allocate({ kind: 'pipe', end: 'write', readable: false, buffer }),
       ] as const;
+    },
+
+    pendingBytes(fd) {
+      record('pendingBytes', [fd]);
+      const description = describe(fd, 'ioctl');
+      switch (description.kind) {
+        case 'pipe':
+        case 'fifo':
+        case 'pty':
+          return description.buffer.pending;
+        case 'socket':
+          return description.queue.reduce((sum, message) => sum + message.data.length, 0);
+        case 'listener':
+          throw nativeError('EINVAL', 'ioctl');
+        case 'pidfd':
+        case 'eventfd':
+          throw nativeError('ENOTTY', 'ioctl');
+      }
     },
 
     setWindowSize(fd, size) {
@@ -481,7 +520,12 @@ export function createFakeNative(options: FakeNativeOptions = {}): FakeNative {
 
     openFifo(path, mode) {
       record('openFifo', [path, mode]);
-      return allocate({ kind: 'fifo', path, mode, readable: false });
+      let buffer = fifoBuffers.get(path);
+      if (buffer === undefined) {
+        buffer = { pending: 0 };
+        fifoBuffers.set(path, buffer);
+      }
+      return allocate({ kind: 'fifo', path, mode, readable: false, buffer });
     },
 
     dup2(oldFd, newFd) {
@@ -506,8 +550,8 @@ export function createFakeNative(options: FakeNativeOptions = {}): FakeNative {
     openPty() {
       record('openPty', []);
       const size = { rows: 0, cols: 0 };
-      const master = allocate({ kind: 'pty', end: 'master', size, readable: false });
-      const slave = allocate({ kind: 'pty', end: 'slave', size, readable: false });
+      const master = allocate({ kind: 'pty', end: 'master', size, readable: false, buffer: { pending: 0 } });
+      const slave = allocate({ kind: 'pty', end: 'slave', size, readable: false, buffer: { pending: 0 } });
       return { master, slave, slavePath: `/dev/pts/${master - 1000}` };
     },
 

@@ -1,5 +1,5 @@
 // Plain fd syscalls and mounts for real: fifos, dup2, close, eventfd, pipe,
-// mount and umount2, and the errno shape of what they throw.
+// pendingBytes (FIONREAD), mount and umount2, and the errno shape of what they throw.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,6 +108,45 @@ describe('fds', () => {
     assert.equal(fdFlags(writeEnd) & (O_CLOEXEC | O_NONBLOCK), O_CLOEXEC);
     native.close(readEnd);
     native.close(writeEnd);
+  });
+
+  test('pendingBytes: a pipe and a fifo report their unread bytes through either end; ENOTTY and EBADF otherwise', async () => {
+    const fdsBefore = openFdCount();
+    const [readEnd, writeEnd] = native.pipe();
+    assert.deepEqual([native.pendingBytes(readEnd), native.pendingBytes(writeEnd)], [0, 0]);
+    writeSync(writeEnd, 'twelve bytes');
+    assert.deepEqual([native.pendingBytes(readEnd), native.pendingBytes(writeEnd)], [12, 12], 'one buffer, seen from both ends');
+    assert.equal(readSync(readEnd, Buffer.alloc(5)), 5);
+    assert.equal(native.pendingBytes(writeEnd), 7, 'what the reader took is gone from the count');
+    native.close(readEnd);
+    native.close(writeEnd);
+
+    // What core/io does: a writer and a read end that never reads, while another reader drains the fifo.
+    const fifo = join(scratch, 'pending-fifo');
+    assert.deepEqual((await run(native, [BUSYBOX, 'mkfifo', fifo])).status, { kind: 'exited', code: 0 });
+    const heldRead = native.openFifo(fifo, 'read');
+    const writer = native.openFifo(fifo, 'write');
+    const client = native.openFifo(fifo, 'read');
+    writeSync(writer, Buffer.alloc(3000, 'x'));
+    native.close(writer);
+    assert.equal(native.pendingBytes(heldRead), 3000, 'the held read end sees the bytes after the writer is closed');
+    assert.equal(readSync(client, Buffer.alloc(1000)), 1000);
+    assert.equal(native.pendingBytes(heldRead), 2000);
+    assert.equal(readSync(client, Buffer.alloc(4096)), 2000);
+    assert.equal(native.pendingBytes(heldRead), 0);
+    native.close(client);
+    native.close(heldRead);
+
+    const eventfd = native.eventfd();
+    assert.throws(() => native.pendingBytes(eventfd), {
+      code: 'ENOTTY',
+      syscall: 'ioctl',
+      message: 'ENOTTY: inappropriate ioctl for device, ioctl',
+    });
+    native.close(eventfd);
+    assert.throws(() => native.pendingBytes(eventfd), { code: 'EBADF', syscall: 'ioctl' });
+    assert.throws(() => native.pendingBytes(-1), { name: 'RangeError' });
+    assert.equal(openFdCount(), fdsBefore);
   });
 
   test('mount a tmpfs and a bind mount, then umount2 them', () => {

@@ -28,6 +28,7 @@ const MEMBERS = [
   'mount',
   'umount2',
   'pipe',
+  'pendingBytes',
   'socketPair',
   'listenUnix',
 ] as const satisfies readonly (keyof Native)[];

@@ -4,7 +4,7 @@
  * hold them. Every test leaves the fd count as it found it.
  */
 import assert from 'node:assert/strict';
-import { fstatSync, readFileSync, writeSync } from 'node:fs';
+import { fstatSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -223,6 +223,113 @@ describe('fifo stdio', () => {
       assert.ok(text.startsWith('before\n'));
       assert.deepEqual(text.split('\n').slice(1).sort(), ['', 'err', 'out']);
       await io.close();
+    });
+  });
+});
+
+/** A reader that takes at most `chunk` bytes every `everyMs` with read(2): `consumed` is what left the fifo. */
+function slowReader(path: string, chunk: number, everyMs: number): { consumed(): number; close(): void } {
+  const fd = env.native.openFifo(path, 'read');
+  const buffer = Buffer.alloc(chunk);
+  let consumed = 0;
+  const timer = setInterval(() => {
+    try {
+      consumed += readSync(fd, buffer, 0, chunk, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+    }
+  }, everyMs);
+  return {
+    consumed: () => consumed,
+    close() {
+      clearInterval(timer);
+      env.native.close(fd);
+    },
+  };
+}
+
+function readerWaits(): { outcome: string; pendingAtStart: number }[] {
+  return env.logger.entries
+    .filter((e) => e.msg === 'waited for the client to read its fifo')
+    .map((e) => e.obj as { outcome: string; pendingAtStart: number });
+}
+
+describe('waiting for the fifo reader before the exit', () => {
+  test('a slow reader: drain resolves only after the reader took every byte out of the fifo', async () => {
+    await noFdLeak(async () => {
+      const stdout = join(env.dir, 'slow-stdout');
+      await env.mkfifo(stdout);
+      const total = 256 * 1024;
+      // A wide stall window: the order is the point here, not how the reader is scheduled.
+      const io = await createProcessIO(env.options({ stdin: '', stdout, stderr: '', terminal: false }, { readerStallMs: 10_000 }));
+      const reader = slowReader(stdout, 4096, 2);
+      try {
+        const waitsBefore = readerWaits().length;
+        const child = env.sh(`head -c ${total} /dev/zero`, io.runtimeFds);
+        await io.started();
+        assert.deepEqual(await within(child.exited, 'the exit of the process'), { kind: 'exited', code: 0 });
+        assert.equal(await io.drain(20_000), true);
+        // Same turn as drain's resolution: the reader had read everything before it.
+        assert.equal(reader.consumed(), total, 'every byte was read from the fifo before drain resolved');
+        const waits = readerWaits().slice(waitsBefore);
+        assert.deepEqual(
+          waits.map((w) => [w.outcome, w.pendingAtStart > 0]),
+          [['read', true]],
+          'one wait, for output still in the fifo when the copy ended',
+        );
+        await io.close();
+      } finally {
+        reader.close();
+      }
+    });
+  });
+
+  test('nobody reads the fifo: drain still resolves, after the no-progress window, and logs it', async () => {
+    await noFdLeak(async () => {
+      const stdout = join(env.dir, 'unread-stdout');
+      await env.mkfifo(stdout);
+      const io = await createProcessIO(env.options({ stdin: '', stdout, stderr: '', terminal: false }));
+      const waitsBefore = readerWaits().length;
+      const child = env.sh('head -c 10000 /dev/zero', io.runtimeFds);
+      await io.started();
+      await within(child.exited, 'the exit of the process');
+      const started = Date.now();
+      assert.equal(await io.drain(5000), true);
+      assert.ok(Date.now() - started < 2000, `drain was not held by the unread fifo (${Date.now() - started} ms)`);
+      assert.deepEqual(
+        readerWaits()
+          .slice(waitsBefore)
+          .map((w) => [w.outcome, w.pendingAtStart]),
+        [['stalled', 10_000]],
+      );
+      await io.close();
+    });
+  });
+
+  test('file output is not waited for: no look at any unread count', async () => {
+    await noFdLeak(async () => {
+      let looks = 0;
+      const native = {
+        ...env.native,
+        pendingBytes: (fd: number) => {
+          looks += 1;
+          return env.native.pendingBytes(fd);
+        },
+      };
+      const path = join(env.dir, 'not-waited.log');
+      for (const stdio of [
+        { stdin: '', stdout: `file://${path}`, stderr: `file://${path}`, terminal: false },
+        { stdin: '', stdout: path, stderr: path, terminal: false },
+      ]) {
+        const io = await createProcessIO(env.options(stdio, { native }));
+        const child = env.sh('echo out; echo err >&2', io.runtimeFds);
+        await io.started();
+        await within(child.exited, 'the exit of the process');
+        assert.equal(await io.drain(5000), true);
+        await io.close();
+      }
+      assert.equal(looks, 0);
+      assert.equal(readFileSync(path, 'utf8').length, 16);
     });
   });
 });

@@ -12,7 +12,10 @@
  *    process's pipe ends are closed (or EOF would never come) and, with a terminal,
  *    the pty master is received and copied.
  * 4. {@link ProcessIO.drain} after the process exited, before its exit is
- *    published (DESIGN.md section 3, "No lost output").
+ *    published (DESIGN.md section 3, "No lost output"): the output copied to the
+ *    end and, for a fifo, read by the client while it keeps reading
+ *    (reader-wait.ts: containerd 1.6's ctr drops what is still in the fifo when
+ *    the exit reaches it).
  * 5. {@link ProcessIO.close} when the process is deleted, or when create failed.
  *
  * Every fd this module opens is owned by exactly one of: the set of raw fds, the
@@ -32,7 +35,7 @@ import type { ConsoleSocket } from './console-socket.js';
 import { createConsoleSocket } from './console-socket.js';
 import { copyOutput, copyStdin, copyTerminalInput } from './copy.js';
 import { pipeReader, pipeWriter, terminalStream } from './fd-stream.js';
-import type { OutputSink } from './output-sink.js';
+import type { FifoReaderOptions, OutputSink } from './output-sink.js';
 import { discardSink, fileSink, isFifoFd, openError, pathSink, pipeSink } from './output-sink.js';
 import type { BinaryLoggerCommand } from './stdio-uri.js';
 import { fifoPathOf, isNullStdio, parseOutputTarget } from './stdio-uri.js';
@@ -63,6 +66,8 @@ export interface ProcessIOOptions {
   readonly loggerReadyTimeoutMs?: number;
   /** Default {@link DEFAULT_CONSOLE_TIMEOUT_MS}. */
   readonly consoleTimeoutMs?: number;
+  /** How long a fifo's client may make no progress before its exit stops waiting for it; default READER_STALL_MS (reader-wait.ts). */
+  readonly readerStallMs?: number;
 }
 
 /** The stdio of one process; see the module comment for the order of calls. */
@@ -91,8 +96,10 @@ export interface ProcessIO {
    */
   closeStdin(): void;
   /**
-   * Resolves true when stdout/stderr reached EOF and were written out, false after timeoutMs (logged).
-   * EOF needs started() to have closed our copies of the write ends: drain waits for it (within the bound).
+   * Resolves true when stdout/stderr reached EOF and were written out (into a fifo:
+   * and read by the client, unless it made no progress for READER_STALL_MS), false
+   * after timeoutMs (logged; a wait for a fifo's reader then stops too). EOF needs
+   * started() to have closed our copies of the write ends: drain waits for it (within the bound).
    */
   drain(timeoutMs: number): Promise<boolean>;
   /** Releases fifos, pipes, pty, loggers (binary:// logger: SIGTERM, grace, SIGKILL). Idempotent. */
@@ -138,6 +145,11 @@ class StdioSession implements ProcessIO {
   readonly #sinks = new Set<OutputSink>();
   /** One per output copier; all settled = every byte written out. */
   readonly #copies: Promise<void>[] = [];
+  /**
+   * Given to every fifo sink: aborted when the drain bound passes (the exit is
+   * published anyway) or on close, so no wait for a fifo's reader outlives its use.
+   */
+  readonly #readerWaits = new AbortController();
 
   #console: ConsoleSocket | undefined;
   /** Terminal only: where the master's output goes, and the stdin fifo reader. */
@@ -224,9 +236,10 @@ class StdioSession implements ProcessIO {
     const drained = await Promise.race([copied, bound]);
     clearTimeout(timer);
     if (!drained) {
+      this.#readerWaits.abort();
       this.#log.warn(
         { timeoutMs },
-        'stdout/stderr did not reach end of file within the bound (a process still holds them open, or nobody reads the fifo): publishing the exit anyway',
+        'stdout/stderr did not reach end of file within the bound (a process still holds them open, or the client reads its fifo slowly or not at all): publishing the exit anyway',
       );
     }
     return drained;
@@ -252,8 +265,9 @@ class StdioSession implements ProcessIO {
       case 'fifo': {
         // stdout and stderr naming one regular file share one writer.
         const files = new Map<string, OutputSink>();
-        if (stdio.stdout !== '') this.#copyFromProcess(1, pathSink(this.#native, fifoPathOf(stdio.stdout), 'stdout', files));
-        if (stdio.stderr !== '') this.#copyFromProcess(2, pathSink(this.#native, fifoPathOf(stdio.stderr), 'stderr', files));
+        const readers = this.#fifoReaders();
+        if (stdio.stdout !== '') this.#copyFromProcess(1, pathSink(this.#native, fifoPathOf(stdio.stdout), 'stdout', files, readers));
+        if (stdio.stderr !== '') this.#copyFromProcess(2, pathSink(this.#native, fifoPathOf(stdio.stderr), 'stderr', files, readers));
         return;
       }
       case 'file': {
@@ -285,7 +299,8 @@ class StdioSession implements ProcessIO {
     switch (target.kind) {
       case 'fifo':
         this.#terminalSink = this.#sink(
-          stdio.stdout === '' ? discardSink() : pathSink(this.#native, fifoPathOf(stdio.stdout), 'stdout', new Map()),
+          // The pty's output goes into the stdout fifo: the same wait for its reader.
+          stdio.stdout === '' ? discardSink() : pathSink(this.#native, fifoPathOf(stdio.stdout), 'stdout', new Map(), this.#fifoReaders()),
         );
         return;
       case 'file':
@@ -384,6 +399,7 @@ class StdioSession implements ProcessIO {
 
   async #close(): Promise<void> {
     this.#phase = 'closed';
+    this.#readerWaits.abort();
     this.#onStartRequested();
     await this.#console?.close();
     for (const stream of this.#streams) stream.destroy();
@@ -405,6 +421,11 @@ class StdioSession implements ProcessIO {
     this.#master = undefined;
     // Its pipes are closed now: a logger that exits at EOF is gone before the SIGTERM.
     await this.#binaryLogger?.stop(this.#options.loggerStopGraceMs ?? DEFAULT_LOGGER_STOP_GRACE_MS);
+  }
+
+  #fifoReaders(): FifoReaderOptions {
+    const { readerStallMs } = this.#options;
+    return { log: this.#log, signal: this.#readerWaits.signal, ...(readerStallMs === undefined ? {} : { stallMs: readerStallMs }) };
   }
 
   // ---- fd bookkeeping ----------------------------------------------------------

@@ -9,9 +9,11 @@ import { constants, createWriteStream, fstatSync, mkdirSync, openSync, statSync 
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Native } from '../../native/facade.js';
+import type { Logger } from '../api.js';
 import type { RuntimeError } from '../errors.js';
 import { hasErrno, invalidArgument, messageOf, unknown } from '../errors.js';
 import { pipeWriter } from './fd-stream.js';
+import { waitForReader } from './reader-wait.js';
 
 /** A destination for copied output. */
 export interface OutputSink {
@@ -22,11 +24,22 @@ export interface OutputSink {
   /**
    * One source fewer. When none is left the stream is ended; resolves once what was
    * written reached the destination (or the sink failed, which was logged by the
-   * copier). Never rejects.
+   * copier) and, for a fifo, once its client read it or stopped reading (see
+   * {@link fifoSink}). Never rejects.
    */
   release(): Promise<void>;
   /** Drops anything buffered and closes every fd; resolves once they are closed. Idempotent. */
   destroy(): Promise<void>;
+}
+
+/** What a fifo sink needs to wait for its client (reader-wait.ts). */
+export interface FifoReaderOptions {
+  /** For the wait's one debug line. */
+  readonly log: Logger;
+  /** Aborted when waiting for the client no longer helps (the drain bound passed, the stdio is closing). */
+  readonly signal: AbortSignal;
+  /** Default READER_STALL_MS. */
+  readonly stallMs?: number;
 }
 
 /**
@@ -36,8 +49,14 @@ export interface OutputSink {
  * container never sees SIGPIPE (process/io.go copyPipes). The read end is opened
  * first: a non-blocking open of the write end fails with ENXIO while the fifo has
  * no reader, and ours guarantees one (so neither open ever waits for containerd).
+ *
+ * At the end (release), once everything was written and the write end closed, the
+ * read end we still hold counts what the client has not read yet: release waits
+ * (waitForReader) until the client read it all, or stopped reading for a short
+ * window, before closing the read end, so the exit that follows does not make
+ * containerd 1.6's client drop the tail. `what` names the stream ('stdout', 'stderr').
  */
-export function fifoSink(native: Native, path: string, what: string): OutputSink {
+export function fifoSink(native: Native, path: string, what: string, readers: FifoReaderOptions): OutputSink {
   let readFd: number;
   try {
     readFd = native.openFifo(path, 'read');
@@ -52,13 +71,20 @@ export function fifoSink(native: Native, path: string, what: string): OutputSink
     throw openError(what, path, err);
   }
   let heldRead = true;
+  // Aborted before readFd is closed: a wait still polling it stops first (reader-wait.ts, races).
+  const closing = new AbortController();
   const closeRead = (): void => {
     if (!heldRead) return;
     heldRead = false;
+    closing.abort();
     native.close(readFd);
   };
+  const signal = AbortSignal.any([closing.signal, readers.signal]);
+  const readerCaughtUp = async (): Promise<void> => {
+    await waitForReader(native, readFd, { ...readers, stream: what, signal });
+  };
   // The write end first, then our read end: the order of process/io.go.
-  return sharedSink(stream, closeRead);
+  return sharedSink(stream, closeRead, readerCaughtUp);
 }
 
 /**
@@ -96,12 +122,18 @@ export function pipeSink(native: Native, fd: number): OutputSink {
 }
 
 /**
- * Opens the sink for one output stream of the `fifo` scheme: a fifo, or a regular
- * file appended to (the Go shim checks `fifo.IsFifo` the same way). `shared` holds
- * the file sink already opened for the same path, so stdout and stderr naming one
- * file get one writer.
+ * Opens the sink for one output stream of the `fifo` scheme: a fifo (which waits for
+ * its reader at the end, see {@link fifoSink}), or a regular file appended to (the Go
+ * shim checks `fifo.IsFifo` the same way). `shared` holds the file sink already
+ * opened for the same path, so stdout and stderr naming one file get one writer.
  */
-export function pathSink(native: Native, path: string, what: string, shared: Map<string, OutputSink>): OutputSink {
+export function pathSink(
+  native: Native,
+  path: string,
+  what: string,
+  shared: Map<string, OutputSink>,
+  readers: FifoReaderOptions,
+): OutputSink {
   const existing = shared.get(path);
   if (existing !== undefined) return existing;
   let isFifo: boolean;
@@ -110,7 +142,7 @@ export function pathSink(native: Native, path: string, what: string, shared: Map
   } catch (err) {
     throw openError(what, path, err);
   }
-  if (isFifo) return fifoSink(native, path, what);
+  if (isFifo) return fifoSink(native, path, what, readers);
   const sink = fileSink(path, what, { create: false });
   shared.set(path, sink);
   return sink;
@@ -121,7 +153,11 @@ export function isFifoFd(fd: number): boolean {
   return fstatSync(fd).isFIFO();
 }
 
-function sharedSink(stream: Writable, afterEnd: () => void): OutputSink {
+/**
+ * `settle` runs at the end of release only, after the stream closed and before
+ * `afterEnd` (a fifo's wait for its reader); destroy skips it.
+ */
+function sharedSink(stream: Writable, afterEnd: () => void, settle: () => Promise<void> = () => Promise.resolve()): OutputSink {
   let sources = 0;
   let ended: Promise<void> | undefined;
   // Errors are reported by the copiers (they listen too); without a listener here an
@@ -150,6 +186,7 @@ function sharedSink(stream: Writable, afterEnd: () => void): OutputSink {
       ended ??= (async () => {
         if (!stream.writableEnded && !stream.destroyed) stream.end();
         await closed();
+        await settle();
         afterEnd();
       })();
       return ended;

@@ -1,7 +1,8 @@
 // Plain fd syscalls Node lacks or hides: fifos opened non-blocking, dup2 onto a
-// chosen number, close, eventfd, pipe.
+// chosen number, close, eventfd, pipe, and the count of unread bytes (FIONREAD).
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <string>
@@ -75,6 +76,18 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// ioctl(FIONREAD): the bytes waiting to be read. For a pipe or fifo that is the
+// pipe's buffer, whichever end `fd` is (the kernel's pipe_ioctl does not look at the
+// access mode), so a writer can see whether its reader has caught up. Sockets and
+// terminals answer too; an fd without such a count (eventfd, pidfd) fails with ENOTTY.
+Napi::Value PendingBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int fd = FdArg(info, 0, "fd");
+  int count = 0;
+  if (RetryOnEintr([&] { return ioctl(fd, FIONREAD, &count); }) != 0) ThrowErrno(env, errno, "ioctl");
+  return Napi::Number::New(env, count);
+}
+
 }  // namespace
 
 void InitFds(Napi::Env env, Napi::Object exports) {
@@ -83,6 +96,7 @@ void InitFds(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("pendingBytes", Napi::Function::New(env, PendingBytes, "pendingBytes"));
 }
 
 }  // namespace tsrun
