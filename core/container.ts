@@ -22,13 +22,17 @@
  * - **No lost output**: each process's exit waits for its stdout/stderr to drain,
  *   bounded by `ioDrainTimeoutMs` (a grandchild may keep the pipe open); the drain
  *   starts when the process is reaped, so the init's drain overlaps the exec waits.
+ *   For a fifo the drain also waits for the client to read what is left in it while
+ *   the client keeps reading (at most 25 ms without progress: core/io/reader-wait.ts),
+ *   because containerd 1.6's ctr drops the fifo's content when the exit reaches it.
  * - **Shared pid namespace**: without a pid namespace of its own, the init's exit
  *   does not take the container's other processes down; `runc kill --all KILL` does
  *   (containerd's ShouldKillAllOnExit), before waiting for the exec exits.
  * - **Delete of a never-started container**: `runc delete --force` kills the waiting
  *   `runc init`; its exit goes out before the delete event (create < exit < delete).
  */
-import { copyFile, mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WaitStatus } from '../native/facade.js';
@@ -133,8 +137,8 @@ export class Container {
    * failure. Throws NotFound/InvalidArgument for a bad bundle, Unknown when runc fails.
    */
   static async create(ctx: ContainerContext, request: CreateRequest): Promise<Container> {
-    const bundle = await readBundle(request.bundle);
-    const runc = await createOciRuntime({
+    const bundle = readBundle(request.bundle);
+    const runc = createOciRuntime({
       settings: request.settings,
       namespace: ctx.namespace,
       containerId: request.id,
@@ -144,17 +148,17 @@ export class Container {
       logger: ctx.logger,
     });
     // Short and private: console sockets live here, and a unix socket path has 108 bytes.
-    const workDir = await mkdtemp(join(tmpdir(), WORK_DIR_PREFIX));
+    const workDir = mkdtempSync(join(tmpdir(), WORK_DIR_PREFIX));
     let rootfsMounted = false;
     try {
       if (request.rootfs.length > 0) {
-        await mkdir(bundle.rootfs, { recursive: true, mode: 0o711 });
+        mkdirSync(bundle.rootfs, { recursive: true, mode: 0o711 });
         rootfsMounted = true;
         mountAll(ctx.native, request.rootfs, bundle.rootfs);
       }
     } catch (err) {
       if (rootfsMounted) unmountAll(ctx.native, bundle.rootfs);
-      await rm(workDir, { recursive: true, force: true });
+      rmSync(workDir, { recursive: true, force: true });
       throw RuntimeError.from(err);
     }
     const container = new Container(ctx, request, { bundle, runc, workDir, rootfsMounted });
@@ -178,7 +182,7 @@ export class Container {
         fds: init.io.runtimeFds,
         consoleSocket: init.io.consoleSocket,
       });
-      init.pid = await readPidFile(pidFile, 'runc create', this.id);
+      init.pid = readPidFile(pidFile, 'runc create', this.id);
       this.#watchExit(init, this.#ctx.monitor.adopt(init.pid, { startedAfter: spawned.spawnedAt }));
       await init.io.started();
       // Right after create: the init waits in created state and could already hit its
@@ -224,9 +228,10 @@ export class Container {
         this.#logger.warn({ err }, 'unmounting the rootfs failed');
       }
     }
-    const files = [this.#pidFile(''), ...[...this.#execs.keys()].map((e) => this.#pidFile(e))];
-    await Promise.all(files.map((f) => rm(f, { force: true })));
-    await rm(this.#workDir, { recursive: true, force: true });
+    // Synchronously: a few unlinks take microseconds, thread pool round trips about 2 ms
+    // of every Delete on this 2-core box.
+    for (const file of [this.#pidFile(''), ...[...this.#execs.keys()].map((e) => this.#pidFile(e))]) rmSync(file, { force: true });
+    rmSync(this.#workDir, { recursive: true, force: true });
   }
 
   /** Starts the init (or restores it from the checkpoint) or an exec. */
@@ -275,7 +280,7 @@ export class Container {
       workPath,
       parentPath: checkpoint.parent,
     });
-    init.pid = await readPidFile(pidFile, 'runc restore', this.id);
+    init.pid = readPidFile(pidFile, 'runc restore', this.id);
     this.#watchExit(init, this.#ctx.monitor.adopt(init.pid, { startedAfter: spawned.spawnedAt }));
     await io.started();
     await this.#watchCgroup(init.pid);
@@ -317,7 +322,7 @@ export class Container {
       // runc has read the spec, and any error it logged is in the exception by now.
       await Promise.all([rm(processFile, { force: true }), rm(logFile, { force: true })]);
     }
-    proc.pid = await readPidFile(pidFile, 'runc exec', this.id);
+    proc.pid = readPidFile(pidFile, 'runc exec', this.id);
     this.#watchExit(proc, this.#ctx.monitor.adopt(proc.pid, { startedAfter: spawned.spawnedAt }));
     await proc.io.started();
   }
@@ -634,7 +639,7 @@ export class Container {
 
   async #watchCgroup(pid: number): Promise<void> {
     try {
-      this.#cgroup = await cgroupOfPid(pid);
+      this.#cgroup = cgroupOfPid(pid);
       this.#oom = await watchOom(this.#cgroup, this.#ctx.native, () => {
         this.#ctx.emit('task-oom', { containerId: this.id });
       }, this.#logger);
@@ -679,10 +684,11 @@ export class Container {
 }
 
 /** Reads a pid file runc just wrote. */
-async function readPidFile(path: string, what: string, containerId: string): Promise<number> {
+/** Synchronous: runc wrote the few bytes a moment ago; a thread pool round trip is not worth it. */
+function readPidFile(path: string, what: string, containerId: string): number {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     throw unknown(`${what} of container '${containerId}' succeeded but its pid file '${path}' cannot be read: ${messageOf(err)}`, err);
   }

@@ -33,7 +33,7 @@ export async function deleteAction(cmd: ShimCommandLine, request: ActionRequest,
   const monitor = createProcessMonitor(context.native, logger);
   let warning = '';
   try {
-    const runtime = await createOciRuntime({
+    const runtime = createOciRuntime({
       native: context.native,
       monitor,
       logger,

@@ -94,7 +94,7 @@ describe(
       closeFd(stdoutWrite);
 
       assert.equal(readLine(stdoutRead), 'joined');
-      const ref = await cgroupOfPid(child.pid);
+      const ref = cgroupOfPid(child.pid);
       assert.equal(ref.kind, 'v1');
       for (const c of CONTROLLERS) assert.equal(ref.paths.get(c), join(ROOT, c, name), `${c} directory`);
 
