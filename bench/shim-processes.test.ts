@@ -5,6 +5,7 @@ import { cpuTicks, parseSmapsRollup, processMemory, roleOf, shimOf } from './shi
 
 test('tells the two shims apart from their command lines', () => {
   assert.equal(shimOf(['/usr/bin/containerd-shim-runc-v2', '-namespace', 'n', '-id', 'x', '-address', '/a']), 'runcV2');
+  assert.equal(shimOf(['/usr/bin/node', '/work/main/build/shim/entry.cjs', '-namespace', 'n', '-id', 'x']), 'tsrun');
   assert.equal(shimOf(['/usr/bin/node', '/work/main/build/shim/main.js', '-namespace', 'n', '-id', 'x']), 'tsrun');
   assert.equal(shimOf(['/usr/bin/node', '/work/main/bin/containerd-shim-tsrun-v1', '-id', 'x', 'start']), 'tsrun');
   assert.equal(shimOf(['sleep', '1000000']), undefined);
@@ -15,7 +16,8 @@ test('tells the two shims apart from their command lines', () => {
 test('roles: actions, manager, spares, daemons', () => {
   assert.equal(roleOf(['/x/bin/containerd-shim-tsrun-v1', '-namespace', 'n', '-address', '/a', '-id', 'x', 'start']), 'action');
   assert.equal(roleOf(['/usr/bin/containerd-shim-runc-v2', '-id', 'x', '-bundle', '/b', 'delete']), 'action');
-  assert.equal(roleOf(['/usr/bin/node', '/x/build/shim/main.js', '-manager', '-address', '/a']), 'manager');
+  assert.equal(roleOf(['/usr/bin/node', '/x/build/shim/entry.cjs', '-manager', '-address', '/a']), 'manager');
+  assert.equal(roleOf(['/usr/bin/node', '/x/build/shim/entry.cjs', '-spare', '-address', '/a']), 'spare');
   assert.equal(roleOf(['/usr/bin/node', '/x/build/shim/main.js', '-spare', '-address', '/a']), 'spare');
   assert.equal(roleOf(['/usr/bin/node', '/x/build/shim/main.js', '-namespace', 'n', '-id', 'x', '-address', '/a']), 'daemon');
   assert.equal(roleOf(['/usr/bin/containerd-shim-runc-v2', '-namespace', 'n', '-id', 'x', '-address', '/a']), 'daemon');

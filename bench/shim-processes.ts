@@ -9,9 +9,9 @@
  *
  * - runc-v2: `containerd-shim-runc-v2 -namespace ... -id ... -address ... [start|delete]`.
  * - tsrun: `.../containerd-shim-tsrun-v1 ... start|delete` (the native launcher or the
- *   Node CLI: a short-lived action), `node .../build/shim/main.js -namespace ... -id ...`
- *   (a group daemon), `node main.js -manager -address A` (the long-lived manager that
- *   answers the launcher), `node main.js -spare -address A` (a pre-booted spare; once a
+ *   Node CLI: a short-lived action), `node .../build/shim/entry.cjs -namespace ... -id ...`
+ *   (a group daemon), `node entry.cjs -manager -address A` (the long-lived manager that
+ *   answers the launcher), `node entry.cjs -spare -address A` (a pre-booted spare; once a
  *   group adopts it, it is that group's daemon under the same command line).
  */
 import { readFile } from 'node:fs/promises';
@@ -27,7 +27,7 @@ export function shimOf(argv: readonly string[]): ShimKey | undefined {
   const [first = '', second = ''] = argv;
   if (first.endsWith('/containerd-shim-runc-v2') || first === 'containerd-shim-runc-v2') return 'runcV2';
   if (
-    /\/build\/shim\/main\.js$/.test(second) ||
+    /\/build\/shim\/(?:entry\.cjs|main\.js)$/.test(second) ||
     second.endsWith('/containerd-shim-tsrun-v1') ||
     first.endsWith('/containerd-shim-tsrun-v1') ||
     first === 'containerd-shim-tsrun-v1'

@@ -30,7 +30,7 @@
       "sources": [ "launcher/launcher.c" ],
       "variables": {
         "tsrun_node": "<!(node -p process.execPath)",
-        "tsrun_main": "<!(node -p \"require('path').resolve('../build/shim/main.js')\")"
+        "tsrun_main": "<!(node -p \"require('path').resolve('../build/shim/entry.cjs')\")"
       },
       "defines": [ "TSRUN_DEFAULT_NODE=\"<(tsrun_node)\"", "TSRUN_DEFAULT_MAIN=\"<(tsrun_main)\"" ],
       "cflags": [ "-std=c11", "-Wall", "-Wextra", "-Werror", "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-O2" ]

@@ -77,10 +77,10 @@ export interface ShimDaemon {
 
 /**
  * The tsrun daemons of one containerd: processes running the shim's daemon entry point
- * (`.../shim/main.js`, no action) with `-address <containerd's socket>`. The short-lived
+ * (`.../shim/entry.cjs`, or `main.js` without the launcher's default; no action) with `-address <containerd's socket>`. The short-lived
  * `start`/`delete` processes run `bin/containerd-shim-tsrun-v1` and are not listed, nor
  * the manager (`-manager`) and a spare still waiting for a group (`-spare`, cwd `/`).
- * A spare that adopted a group keeps its command line `main.js -spare -address <a>`: its
+ * A spare that adopted a group keeps its command line `entry.cjs -spare -address <a>`: its
  * namespace and first container come from its cwd, that container's bundle
  * `<state>/io.containerd.runtime.v2.task/<namespace>/<id>` (shim/spare.ts).
  */
@@ -96,7 +96,7 @@ export async function shimDaemons(instance: ContainerdInstance): Promise<ShimDae
 
 function isDaemon(p: ProcessEntry): boolean {
   const script = p.argv[1] ?? '';
-  return script.endsWith('/shim/main.js') && !p.argv.includes('start') && !p.argv.includes('delete') && !p.argv.includes('-manager');
+  return (script.endsWith('/shim/entry.cjs') || script.endsWith('/shim/main.js')) && !p.argv.includes('start') && !p.argv.includes('delete') && !p.argv.includes('-manager');
 }
 
 /** A process's cwd; its bundle may be deleted already (readlink then ends in " (deleted)"). */

@@ -34,7 +34,7 @@ import { waitUntil } from './poll.js';
 /** The runtime name containerd maps to `containerd-shim-tsrun-v1`. */
 export const TSRUN_RUNTIME = 'io.containerd.tsrun.v1';
 /** What tsrun's daemon runs: node with the built entry point (its argv holds this). */
-export const TSRUN_DAEMON_ENTRY = 'build/shim/main.js';
+export const TSRUN_DAEMON_ENTRY = 'build/shim/entry.cjs';
 
 /** `ctr run` arguments for a container of the busybox image run by tsrun (add `--rm`, `-d`, `-t` in `flags`). */
 export function runArgs(flags: readonly string[], id: string, command: readonly string[]): string[] {
@@ -179,7 +179,7 @@ async function settled<T extends object>(take: () => Promise<T>): Promise<T> {
   return clean ?? (await take());
 }
 
-/** Whether a process is tsrun's manager or its idle spare (`main.js -manager|-spare -address A`). */
+/** Whether a process is tsrun's manager or its idle spare (`entry.cjs -manager|-spare -address A`). */
 function isManagerOrSpare(argv: readonly string[]): boolean {
   return argv.includes('-manager') || argv.includes('-spare');
 }
