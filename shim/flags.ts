@@ -11,7 +11,8 @@
  * (facts section 2.2; containerd pkg/shim/shim.go parseFlags).
  *
  * tsrun's own modes (native/launcher/PROTOCOL.md): `-manager -address a` is the
- * long-lived manager the launcher starts; `-spare` is a pre-booted daemon it keeps.
+ * long-lived manager the launcher starts (with `-spare-pid p` when the launcher forked
+ * its first spare beside it); `-spare` is a pre-booted daemon it keeps.
  */
 
 /** The flags containerd (or our own start action) may pass. */
@@ -30,6 +31,11 @@ export interface ShimFlags {
   readonly manager: boolean;
   /** Run as a spare daemon waiting on fd 3 for a group to adopt (spare.ts). */
   readonly spare: boolean;
+  /**
+   * With `-manager`: the pid of a spare the launcher forked beside this manager (its
+   * child, channel on fd 3; native/launcher/PROTOCOL.md); '' when there is none.
+   */
+  readonly sparePid: string;
 }
 
 /** The parsed command line: flags and the action. */
@@ -46,7 +52,7 @@ export class FlagError extends Error {
   override readonly name = 'FlagError';
 }
 
-type StringFlag = 'namespace' | 'address' | 'publishBinary' | 'id' | 'bundle' | 'socket' | 'debugSocket';
+type StringFlag = 'namespace' | 'address' | 'publishBinary' | 'id' | 'bundle' | 'socket' | 'debugSocket' | 'sparePid';
 type BoolFlag = 'debug' | 'info' | 'version' | 'manager' | 'spare';
 
 const stringFlags: ReadonlyMap<string, StringFlag> = new Map([
@@ -57,6 +63,7 @@ const stringFlags: ReadonlyMap<string, StringFlag> = new Map([
   ['bundle', 'bundle'],
   ['socket', 'socket'],
   ['debug-socket', 'debugSocket'],
+  ['spare-pid', 'sparePid'],
 ]);
 
 const boolFlags: ReadonlyMap<string, BoolFlag> = new Map([
@@ -80,6 +87,7 @@ export function parseFlags(argv: readonly string[]): ShimCommandLine {
     bundle: '',
     socket: '',
     debugSocket: '',
+    sparePid: '',
   };
   const bools: Record<BoolFlag, boolean> = { debug: false, info: false, version: false, manager: false, spare: false };
 

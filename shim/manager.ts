@@ -57,12 +57,16 @@ export function controlSocketPath(address: string, dir: string = MANAGER_SOCKET_
   return join(dir, `${createHash('sha256').update(address).digest('hex').slice(0, 16)}.sock`);
 }
 
+/** Where the launcher puts the channel of the spare it forked beside the manager (`-spare-pid`). */
+const FIRST_SPARE_CHANNEL_FD = 3;
+
 /** A manager log larger than this at start is truncated (the log is quiet: lifecycle lines and problems). */
 const maxLogBytesAtStart = 1024 * 1024;
 
 /**
- * The `-manager` process: `node main.js -manager -address <a>` as the launcher starts it
- * (new session, /dev/null on 0-2). Logs with pino to `/run/tsrun/<hash>.log` (beside
+ * The `-manager` process: `node entry.cjs -manager -address <a> [-spare-pid <p>]` as the
+ * launcher starts it (new session, /dev/null on 0-2; with `-spare-pid`, the channel of
+ * the first spare, which the launcher forked beside it, on fd 3). Logs with pino to `/run/tsrun/<hash>.log` (beside
  * its socket; level `info` = lifecycle lines and problems, or TSRUN_MANAGER_LOG_LEVEL),
  * so a manager problem is found without containerd's help. A clean exit that logged no
  * warning or error removes the log (nothing in it is worth keeping, and one containerd
@@ -72,7 +76,7 @@ const maxLogBytesAtStart = 1024 * 1024;
  * spare). Resolves with the exit code: 0 after an idle exit, or at once when another
  * manager already serves the socket.
  */
-export async function runManagerProcess(native: Native, address: string, entry: DaemonCommand): Promise<number> {
+export async function runManagerProcess(native: Native, address: string, entry: DaemonCommand, firstSparePid = ''): Promise<number> {
   // Never pin the directory of the first container's bundle (the launcher's cwd).
   process.chdir('/');
   const socketPath = controlSocketPath(address);
@@ -105,6 +109,16 @@ export async function runManagerProcess(native: Native, address: string, entry: 
     // A launcher that went away: its socket write fails with EPIPE, handled there.
   });
   const idle = Number.parseInt(process.env['TSRUN_MANAGER_IDLE_MS'] ?? '', 10);
+  let firstSpare: { pid: number; channelFd: number } | undefined;
+  if (firstSparePid !== '') {
+    const pid = Number(firstSparePid);
+    if (Number.isSafeInteger(pid) && pid > 0) {
+      firstSpare = { pid, channelFd: FIRST_SPARE_CHANNEL_FD };
+    } else {
+      logger.warn({ sparePid: firstSparePid }, 'ignoring -spare-pid: not a pid');
+      native.close(FIRST_SPARE_CHANNEL_FD);
+    }
+  }
   const manager = await startManager({
     native,
     address,
@@ -113,6 +127,7 @@ export async function runManagerProcess(native: Native, address: string, entry: 
     idleMs: Number.isInteger(idle) && idle >= 0 ? idle : DEFAULT_MANAGER_IDLE_MS,
     daemon: entry,
     ...(process.env['TSRUN_MANAGER_SPARE'] === '0' ? {} : { spare: { file: entry.file, args: [...entry.args, '-spare', '-address', address] } }),
+    ...(firstSpare === undefined ? {} : { firstSpare }),
     env: environmentEntries(process.env),
     // Before the socket goes: no newer manager can be writing to the same log yet.
     onStopping: () => {
@@ -174,6 +189,12 @@ export interface ManagerOptions {
   readonly daemon: DaemonCommand;
   /** How a spare is spawned (`... -spare -address <a>`); none kept when undefined. */
   readonly spare?: DaemonCommand;
+  /**
+   * The spare the launcher forked beside this manager (`-spare-pid`; our child, its
+   * channel on `channelFd`): the pool's first spare. Owned from here on: its channel is
+   * closed (and so the spare ends) when there is no pool or the socket is taken.
+   */
+  readonly firstSpare?: { readonly pid: number; readonly channelFd: number };
   /** The spares' environment before adoption, `KEY=value` each. */
   readonly env: readonly string[];
   /** Called once when the manager starts stopping, before its socket is removed. */
@@ -204,8 +225,17 @@ export async function startManager(options: ManagerOptions): Promise<Manager | '
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // An existing directory keeps its mode through mkdir: make sure it is root-only.
   chmodSync(dir, 0o700);
-  const bound = await bindOrReuse(native, socketPath, listenBacklog);
-  if (bound === 'reuse') return 'taken';
+  let bound: Awaited<ReturnType<typeof bindOrReuse>>;
+  try {
+    bound = await bindOrReuse(native, socketPath, listenBacklog);
+  } catch (error) {
+    if (options.firstSpare !== undefined) native.close(options.firstSpare.channelFd);
+    throw error;
+  }
+  if (bound === 'reuse') {
+    if (options.firstSpare !== undefined) native.close(options.firstSpare.channelFd);
+    return 'taken';
+  }
   const manager = new ControlServer(options, bound);
   try {
     await manager.listen();
@@ -256,7 +286,9 @@ class ControlServer implements Manager {
             env: options.env,
             logger: options.logger,
             ...(canRaisePriority() ? { bootNice: spareBootNice } : {}),
+            ...(options.firstSpare === undefined ? {} : { first: options.firstSpare }),
           });
+    if (options.spare === undefined && options.firstSpare !== undefined) options.native.close(options.firstSpare.channelFd);
     this.#context = { native: options.native, launcher: this.#launcher() };
     this.#server = createServer({ allowHalfOpen: true }, (socket) => {
       this.#serve(socket);

@@ -54,6 +54,13 @@ export interface SparePoolOptions {
   readonly replaceDelayMs?: number;
   /** How long a `start` waits for a spare still booting before it spawns a daemon instead (2 s). */
   readonly awaitBootMs?: number;
+  /**
+   * A spare already booting, started by someone else: the launcher forks the manager's
+   * first spare beside it, so that the two boot at once (native/launcher/PROTOCOL.md).
+   * `pid` must be this process's child; `channelFd` is our end of its channel, which
+   * the pool owns from now on. {@link SparePool.start} takes it instead of booting one.
+   */
+  readonly first?: { readonly pid: number; readonly channelFd: number };
 }
 
 /** See {@link SparePoolOptions.awaitBootMs}. */
@@ -123,7 +130,22 @@ class Pool implements SparePool {
   start(): void {
     if (this.#started) return;
     this.#started = true;
-    this.#boot();
+    const first = this.#options.first;
+    if (first === undefined) {
+      this.#boot();
+      return;
+    }
+    let child: MonitoredChild;
+    try {
+      child = this.#options.monitor.adopt(first.pid);
+    } catch (error) {
+      this.#options.native.close(first.channelFd);
+      this.#options.logger.warn({ err: error, sparePid: first.pid }, 'could not watch the spare the launcher started: booting one');
+      this.#boot();
+      return;
+    }
+    // Not niced: on the very first start a `start` is already waiting for it.
+    this.#track(child, first.channelFd);
   }
 
   async adopt(spec: DaemonSpec): Promise<LaunchedDaemon | undefined> {
@@ -194,6 +216,8 @@ class Pool implements SparePool {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // A first spare never taken: closing its channel makes it exit.
+    if (!this.#started && this.#options.first !== undefined) this.#options.native.close(this.#options.first.channelFd);
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     const spare = this.#current;
     this.#current = undefined;
@@ -235,6 +259,12 @@ class Pool implements SparePool {
         // Gone already; the channel reports it.
       }
     }
+    this.#track(child, mine);
+  }
+
+  /** Makes a booting spare (its process and our end of its channel) the current one. */
+  #track(child: MonitoredChild, mine: number): void {
+    const { native, logger } = this.#options;
     const spare: Spare = {
       child,
       state: 'booting',

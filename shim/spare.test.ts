@@ -173,3 +173,71 @@ test('a start arriving while the spare boots waits for it (a second one does not
   assert.ok(daemon !== undefined, 'the waiting start got the spare once it was ready');
   assert.ok(alive(daemon.pid));
 });
+
+test('a first spare started by someone else (the launcher) is the one adopted, not a new boot', async (t) => {
+  // As the launcher does beside a manager: a spare that is this process's child, our
+  // end of its channel handed to the pool.
+  const [mine, theirs] = native.socketPair();
+  const { pid } = native.spawn({
+    file: process.execPath,
+    args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'],
+    env: environmentEntries(process.env),
+    cwd: '/',
+    fds: [-1, -1, -1, theirs],
+    setsid: true,
+  });
+  native.close(theirs);
+  const spares = createSparePool({
+    native,
+    monitor,
+    command: { file: process.execPath, args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'] },
+    env: environmentEntries(process.env),
+    logger: quiet,
+    first: { pid, channelFd: mine },
+  });
+  t.after(() => {
+    spares.close();
+  });
+  spares.start();
+  assert.equal(await waitFor(() => spares.readyPid, 'the first spare ready'), pid);
+  const root = mkdtempSync(join(tmpdir(), 'tsrun-spare-'));
+  const bundle = join(root, 'bundle');
+  mkdirSync(bundle);
+  writeFileSync(join(bundle, 'config.json'), '{}');
+  const listenFd = native.listenUnix(join(root, 'group.sock'), 8);
+  const adopted = spares.adopt(spec(listenFd, bundle));
+  t.after(async () => {
+    (await adopted)?.kill();
+    native.close(listenFd);
+    rmSync(root, { recursive: true, force: true });
+  });
+  const daemon = await adopted;
+  assert.equal(daemon?.pid, pid, 'the group went to the spare the pool was given');
+});
+
+test('a first spare the pool never started is told to go: its channel is closed and it exits', async (t) => {
+  const [mine, theirs] = native.socketPair();
+  const child = monitor.spawn({
+    file: process.execPath,
+    args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'],
+    env: environmentEntries(process.env),
+    cwd: '/',
+    fds: [-1, -1, -1, theirs],
+    setsid: true,
+  });
+  native.close(theirs);
+  t.after(() => {
+    if (alive(child.pid)) process.kill(child.pid, 'SIGKILL');
+  });
+  const spares = createSparePool({
+    native,
+    monitor,
+    command: { file: process.execPath, args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'] },
+    env: environmentEntries(process.env),
+    logger: quiet,
+    first: { pid: child.pid, channelFd: mine },
+  });
+  spares.close();
+  const status = await child.exited;
+  assert.ok(status.kind === 'exited' && status.code === 0, `the spare left on end of file: ${JSON.stringify(status)}`);
+});

@@ -3,9 +3,11 @@
  * daemon the moment `start` hands it the group's listening socket, so that a new
  * group does not wait for Node to boot (issue 7; DESIGN.md section 2, point 2).
  *
- * The manager spawns `node main.js -spare -address <a>` in a new session with /dev/null
- * on fds 0-2 and one end of a socketpair as fd 3: the spare's control channel. Over it
- * travel newline-terminated JSON messages:
+ * The manager spawns `node entry.cjs -spare -address <a>` in a new session with /dev/null
+ * on fds 0-2 and one end of a socketpair as fd 3: the spare's control channel. (The
+ * manager's first spare is forked the same way by the launcher, beside the manager, so
+ * that both boot at once: native/launcher/PROTOCOL.md.) Over the channel travel
+ * newline-terminated JSON messages:
  *
  *   spare -> manager  {"kind":"ready"}                 booted: modules loaded, first steps rehearsed
  *   manager -> spare  {"kind":"adopt","args":[...],"env":[...],"cwd":"<bundle>"}

@@ -8,7 +8,7 @@
  * decision about the request is the manager's (or the Node CLI's).
  *
  * Paths through main():
- *   no action (a group daemon) or TSRUN_MANAGER=0   -> execv(node, main.js, argv...)
+ *   no action (a group daemon) or TSRUN_MANAGER=0   -> execv(node, entry.cjs, argv...)
  *   start, delete, -info, -v, any other action        -> forward to the manager
  *   anything failing before a response arrived        -> the same execv, stdin bytes
  *                                                        already read given back (memfd)
@@ -45,7 +45,7 @@
 #error "define TSRUN_DEFAULT_NODE: the absolute path of node (binding.gyp does)"
 #endif
 #ifndef TSRUN_DEFAULT_MAIN
-#error "define TSRUN_DEFAULT_MAIN: the absolute path of build/shim/main.js (binding.gyp does)"
+#error "define TSRUN_DEFAULT_MAIN: the absolute path of build/shim/entry.cjs (binding.gyp does)"
 #endif
 
 #define PROGRAM "containerd-shim-tsrun-v1"
@@ -444,8 +444,33 @@ static int connect_manager(const char *path, int64_t deadline, int *error) {
 
 static int no_manager(int error) { return error == ENOENT || error == ECONNREFUSED; }
 
+/* `fd` as `target`, inherited across exec: dup2 (which clears close-on-exec on the copy),
+ * or, when it already is `target`, clearing close-on-exec itself. -1 on failure. */
+static int keep_as(int fd, int target) {
+  if (fd == target) return fcntl(fd, F_SETFD, 0);
+  if (dup2(fd, target) < 0) return -1;
+  close(fd);
+  return 0;
+}
+
+/* The first spare, forked by the manager-to-be just before it execs the manager, so that
+ * both Nodes boot at once instead of one after the other (the manager would otherwise
+ * boot its spare only once it serves: on the very first start that is a second boot in
+ * a row on containerd's path). `channel` becomes its fd 3, as a spare the manager spawns
+ * gets it (shim/spare.ts); it gets a session of its own like those. Never returns. */
+static void exec_first_spare(const char *node, const char *main_js, const char *address, int channel, int other) {
+  close(other);
+  if (setsid() < 0 || keep_as(channel, 3) < 0) _exit(127);
+  char *args[] = {(char *)node, (char *)main_js, "-spare", "-address", (char *)address, NULL};
+  execv(node, args);
+  _exit(127);
+}
+
 /* In the manager process, before exec: a clean daemon that shares nothing with the
- * launcher or containerd but the environment. Never returns. */
+ * launcher or containerd but the environment, and its first spare booting beside it
+ * (unless TSRUN_MANAGER_SPARE=0), its child, told to the manager as `-spare-pid <pid>`
+ * with the spare's channel on fd 3. Without a socketpair or a fork the manager boots
+ * its spare itself. Never returns. */
 static void exec_manager(const char *node, const char *main_js, const char *address) {
   sigset_t none;
   sigemptyset(&none);
@@ -460,7 +485,24 @@ static void exec_manager(const char *node, const char *main_js, const char *addr
     long max = sysconf(_SC_OPEN_MAX);
     for (long fd = 3; fd < (max > 0 ? max : 1024); fd++) close((int)fd);
   }
-  char *args[] = {(char *)node, (char *)main_js, "-manager", "-address", (char *)address, NULL};
+  char spare_pid[16] = "";
+  const char *no_spare = getenv("TSRUN_MANAGER_SPARE");
+  int pair[2];
+  if ((no_spare == NULL || strcmp(no_spare, "0") != 0) && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
+    pid_t spare = fork();
+    if (spare == 0) exec_first_spare(node, main_js, address, pair[1], pair[0]);
+    close(pair[1]);
+    if (spare > 0 && keep_as(pair[0], 3) == 0) {
+      snprintf(spare_pid, sizeof spare_pid, "%d", (int)spare);
+    } else {
+      close(pair[0]); /* a forked spare sees end of file on its channel and exits */
+    }
+  }
+  char *args[] = {(char *)node, (char *)main_js, "-manager", "-address", (char *)address, NULL, NULL, NULL};
+  if (spare_pid[0] != '\0') {
+    args[5] = "-spare-pid";
+    args[6] = spare_pid;
+  }
   execv(node, args);
   _exit(127);
 }

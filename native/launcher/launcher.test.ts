@@ -83,8 +83,28 @@ function managerStarts(file: string): { pid: number; argv: string[] }[] {
     .map((line) => JSON.parse(line) as { pid: number; argv: string[] });
 }
 
+/** What testing-main wrote to a TSRUN_TEST_SPARES file: spares' starts and what managers heard. */
+interface SpareRecord {
+  readonly pid?: number;
+  readonly ppid?: number;
+  readonly argv?: string[];
+  readonly heard?: string;
+}
+
+function spareRecords(file: string): SpareRecord[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as SpareRecord);
+}
+
+/** Managers, and the first spares forked beside them (this subreaper may reap both). */
 function allManagerPids(): number[] {
-  return startsFiles.flatMap((file) => managerStarts(file).map((start) => start.pid));
+  return [
+    ...startsFiles.flatMap((file) => managerStarts(file).map((start) => start.pid)),
+    ...startsFiles.flatMap((file) => spareRecords(`${file}.spares`).flatMap((r) => (r.pid === undefined ? [] : [r.pid]))),
+  ];
 }
 
 /** Pids whose parent is this process, from /proc. */
@@ -108,6 +128,10 @@ function launcherEnv(starts: string, extra: Record<string, string> = {}): Record
     TSRUN_NODE: process.execPath,
     TSRUN_MAIN: TESTING_MAIN,
     TSRUN_TEST_STARTS: starts,
+    TSRUN_TEST_SPARES: `${starts}.spares`,
+    // No first spare beside the manager (its own test below turns it on): the other
+    // tests look at the manager alone.
+    TSRUN_MANAGER_SPARE: '0',
     ...extra,
   };
 }
@@ -432,6 +456,32 @@ describe('no manager running: the launcher starts one', () => {
     assert.equal(managerStarts(starts).length, 1);
   });
 
+  test('a first spare boots beside the manager: its child, on a channel to it, told by -spare-pid', async () => {
+    const address = newAddress();
+    const starts = newStartsFile();
+    const env = launcherEnv(starts, { TSRUN_MANAGER_SPARE: '1' });
+    const run = await runLauncher(['-namespace', 'ns', '-address', address, '-id', 'c1', 'start'], { env, stdin: Buffer.from('opts') });
+    assert.equal(run.code, 0);
+    const echo = echoOf(run);
+    assert.equal(echo.from, 'manager');
+    await until(() => spareRecords(`${starts}.spares`).some((r) => r.heard !== undefined), 'the manager to hear from its first spare');
+    const records = spareRecords(`${starts}.spares`);
+    const [spare] = records.filter((r) => r.pid !== undefined);
+    assert.ok(spare?.pid !== undefined, `a spare started: ${JSON.stringify(records)}`);
+    assert.deepEqual(spare.argv, ['-spare', '-address', address]);
+    assert.equal(spare.ppid, echo.pid, "the spare is the manager's child (it reaps it)");
+    assert.deepEqual(managerStarts(starts), [{ pid: echo.pid, argv: ['-manager', '-address', address, '-spare-pid', String(spare.pid)] }]);
+    assert.deepEqual(
+      records.filter((r) => r.heard !== undefined),
+      [{ heard: `spare ${spare.pid}` }],
+      "what the spare wrote on its fd 3 reached the manager's fd 3",
+    );
+    const stat = procStat(spare.pid);
+    assert.ok(stat !== undefined);
+    assert.equal(stat.session, spare.pid, 'the spare has a session of its own, as spares the manager spawns do');
+    assert.deepEqual(strays(), [], 'the launcher left no process behind');
+  });
+
   test('a stale socket (nobody listening: ECONNREFUSED) gets a new manager', async () => {
     const address = newAddress();
     const starts = newStartsFile();
@@ -465,7 +515,10 @@ describe('no manager running: the launcher starts one', () => {
   test('20 launchers and a manager that cannot start: one attempt, not one per launcher, and all 20 fall back', async () => {
     const address = newAddress();
     const starts = newStartsFile();
-    const env = launcherEnv(starts, { TSRUN_TEST_MANAGER: 'exit' });
+    // The manager fails only after 1.5 s: every launcher is started by then, so each one
+    // either holds the lock or waits for it. (One started after a quick failure finds no
+    // lock held and no manager, and rightly tries once more.)
+    const env = launcherEnv(starts, { TSRUN_TEST_MANAGER: 'exit', TSRUN_TEST_EXIT_DELAY_MS: '1500' });
     const runs = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         runLauncher(['-address', address, '-id', `c${i}`, 'delete'], { env, timeoutMs: 30000 }),

@@ -6,15 +6,20 @@
  *   `{"pid":…,"argv":[…]}` to the file named by TSRUN_TEST_STARTS, then per
  *   TSRUN_TEST_MANAGER: `serve` (default) listens on the control socket of `<a>`
  *   and answers every request with `{"from":"manager",…}`, exiting after
- *   TSRUN_TEST_IDLE_MS without a connection; `exit` exits at once (a manager that
- *   cannot start); `hang` never listens.
+ *   TSRUN_TEST_IDLE_MS without a connection; `exit` exits with 3 (a manager that
+ *   cannot start) after TSRUN_TEST_EXIT_DELAY_MS (default 0); `hang` never listens.
+ *   With `-spare-pid <p>` after those (the launcher forked a first spare beside it),
+ *   it appends `{"heard":"<text>"}` to TSRUN_TEST_SPARES for what arrives on fd 3.
+ * - `-spare -address <a>` (the first spare): appends `{"pid":…,"ppid":…,"argv":[…]}`
+ *   to TSRUN_TEST_SPARES, writes `spare <pid>` on fd 3 (its channel) and exits when
+ *   the channel reaches end of file (the manager closed or exited), as a real spare does.
  * - anything else (the Node CLI: daemon path and fallback): prints
  *   `{"from":"cli",…}` with its pid, argv, cwd and the stdin it read, and exits with
  *   TSRUN_TEST_CLI_EXIT (default 0).
  */
 import { createHash } from 'node:crypto';
 import { appendFileSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { controlSocketPath, encodeResponse, readRequest } from './testing-protocol.js';
 
 /** What this script prints in either role, as JSON. */
@@ -37,15 +42,35 @@ function writeAll(fd: number, data: Uint8Array): void {
   for (let offset = 0; offset < data.length;) offset += writeSync(fd, data, offset);
 }
 
-if (args[0] === '-manager') {
+const sparesFile = process.env['TSRUN_TEST_SPARES'] ?? '/dev/null';
+
+if (args[0] === '-spare') {
+  appendFileSync(sparesFile, `${JSON.stringify({ pid: process.pid, ppid: process.ppid, argv: args })}\n`);
+  const channel = new Socket({ fd: 3, readable: true, writable: true });
+  channel.write(`spare ${process.pid}`);
+  channel.on('data', () => undefined);
+  channel.on('end', () => process.exit(0));
+  channel.on('error', () => process.exit(0));
+} else if (args[0] === '-manager') {
   appendFileSync(
     process.env['TSRUN_TEST_STARTS'] ?? '/dev/null',
     `${JSON.stringify({ pid: process.pid, argv: args })}\n`,
   );
+  if (args[3] === '-spare-pid') {
+    const channel = new Socket({ fd: 3, readable: true, writable: true });
+    channel.on('data', (data) => {
+      appendFileSync(sparesFile, `${JSON.stringify({ heard: data.toString() })}\n`);
+    });
+    channel.on('error', () => undefined);
+    // Not kept alive by its spare: the manager exits when idle, as it would without one.
+    channel.unref();
+  }
   const mode = process.env['TSRUN_TEST_MANAGER'] ?? 'serve';
   const address = args[1] === '-address' ? args[2] : undefined;
-  if (mode === 'exit' || address === undefined) process.exit(3);
-  if (mode === 'hang') {
+  // TSRUN_TEST_EXIT_DELAY_MS: a manager that fails after booting that long.
+  if (mode === 'exit' || address === undefined) {
+    setTimeout(() => process.exit(3), Number(process.env['TSRUN_TEST_EXIT_DELAY_MS'] ?? '0'));
+  } else if (mode === 'hang') {
     setTimeout(() => undefined, 60_000);
   } else {
     const path = controlSocketPath(address);
