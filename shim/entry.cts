@@ -14,20 +14,22 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import bundleLoader = require('./bundle-loader.cjs');
+import codeCache = require('./code-cache.cjs');
 
-type RunShimProcess = (entryScript: string) => Promise<number>;
+type RunShimProcess = (entryScript: string, options?: { readonly saveCodeCache?: (() => void) | undefined }) => Promise<number>;
 
 /** The bundle made by scripts/bundle-shim.mjs, and V8's code cache for it. */
 const BUNDLE = path.join(__dirname, 'bundle', 'shim.cjs');
 const CODE_CACHE = `${BUNDLE}.v8cache`;
+/** Where managers and daemons keep the runtime code caches (the manager's control socket directory). */
+const RUNTIME_CACHE_DIR = '/run/tsrun';
 
-function fromBundle(): RunShimProcess | undefined {
+function fromBundle(): ((entryScript: string) => Promise<number>) | undefined {
   if (!fs.existsSync(BUNDLE)) return undefined;
   try {
-    const { exports } = bundleLoader.loadBundle(BUNDLE, CODE_CACHE);
+    const { exports, saveRuntimeCache } = codeCache.loadWithCodeCache(BUNDLE, CODE_CACHE, process.argv.slice(2), RUNTIME_CACHE_DIR);
     const run = (exports as { runShimProcess?: unknown } | undefined)?.runShimProcess;
-    if (typeof run === 'function') return run as RunShimProcess;
+    if (typeof run === 'function') return (entryScript) => (run as RunShimProcess)(entryScript, { saveCodeCache: saveRuntimeCache });
     process.stderr.write(`tsrun: ${BUNDLE} exports no runShimProcess: running from the module tree (rebuild with \`npm run build\`)\n`);
   } catch (error) {
     process.stderr.write(`tsrun: ${BUNDLE} failed to load (${error instanceof Error ? error.message : String(error)}): running from the module tree (rebuild with \`npm run build\`)\n`);

@@ -33,6 +33,7 @@ import { createProcessMonitor, type Logger, type ProcessMonitor } from '../core/
 import type { FdWatcher, Native } from '../native/facade.js';
 import { failure, type ActionContext, type ActionResult } from './action.js';
 import { runAction } from './cli.js';
+import { saveCodeCacheSoon } from './code-cache-saver.js';
 import { daemonSpawnOptions, type DaemonCommand, type DaemonLauncher, type DaemonSpec, type LaunchedDaemon } from './daemon-launcher.js';
 import { parseFlags } from './flags.js';
 import { createFrameReader, decodeRequest, encodeResponse, environmentEntries, environmentOf, MAX_FRAME_BYTES, type LauncherRequest } from './launcher-protocol.js';
@@ -432,6 +433,12 @@ class ControlServer implements Manager {
       result = failure(`tsrun manager: ${error instanceof Error ? error.message : String(error)}`);
     }
     this.#options.logger.debug({ argv: request.argv, exitCode: result.exitCode, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request served');
+    // After a start and a delete this process compiled what it serves: worth a runtime code cache (code-cache.cts).
+    if (result.exitCode === 0 && request.argv.includes('delete')) {
+      saveCodeCacheSoon((err: unknown) => {
+        this.#options.logger.debug({ err }, 'could not write the runtime code cache');
+      });
+    }
     return result;
   }
 

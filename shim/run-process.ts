@@ -10,15 +10,18 @@
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { loadNative } from '../native/index.js';
+import { setCodeCacheWriter } from './code-cache-saver.js';
 import { parseFlags, type ShimCommandLine } from './flags.js';
 
 /**
  * Runs this process's mode to its end and resolves with the exit code; the caller exits.
  * `entryScript` is the absolute path of the script node was started with: daemons and
  * spares are started as `node <entryScript> ...`, so they boot the same way.
+ * `saveCodeCache` writes this process's runtime code cache (entry.cts, code-cache.cts).
  * @throws Error when the native addon cannot be loaded (not built, or for another Node).
  */
-export async function runShimProcess(entryScript: string): Promise<number> {
+export async function runShimProcess(entryScript: string, options: { readonly saveCodeCache?: (() => void) | undefined } = {}): Promise<number> {
+  setCodeCacheWriter(options.saveCodeCache);
   const argv = process.argv.slice(2);
   const native = loadNative();
   const entry = { file: process.execPath, args: [process.execPath, entryScript] };

@@ -16,6 +16,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { subscribe } from 'node:diagnostics_channel';
 import { RuntimeError, runtimeInvocationChannel, type RuntimeInvocationMessage, type ErrorCode, type Logger, type ProcessStatus, type Runtime, type RuntimeSettings } from '../core/index.js';
 import { readSettings, runtimeSettings } from './bundle.js';
+import { saveCodeCacheSoon } from './code-cache-saver.js';
 import { settingsFromAny } from './options.js';
 import { SettingsError, type Settings } from './settings.js';
 import { version } from './version.js';
@@ -117,6 +118,13 @@ export function createTaskService(options: TaskServiceOptions): ServiceImplement
 
     async Delete(request) {
       const exit = await runtime.delete(request.id, request.execId);
+      // A container went through Create, Start, Wait and Delete: what this process
+      // compiled for that is worth a runtime code cache (code-cache.cts).
+      if (request.execId === '') {
+        saveCodeCacheSoon((err: unknown) => {
+          options.logger.debug({ err }, 'could not write the runtime code cache');
+        });
+      }
       return { pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: timestampFromDate(exit.exitedAt) };
     },
 
