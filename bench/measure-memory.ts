@@ -39,6 +39,9 @@ interface Reading {
   readonly serving: number;
   /** Others (tsrun's manager and idle spares). */
   readonly others: number;
+  /** PSS and USS of those others alone (included in the totals above). */
+  readonly othersPssKiB: number;
+  readonly othersUssKiB: number;
 }
 
 /** Runs `work` over `items`, at most `limit` at a time. */
@@ -74,14 +77,20 @@ async function readShimMemory(rig: Rig, shim: ShimKey): Promise<Reading> {
     let pssKiB = 0;
     let ussKiB = 0;
     let rssKiB = 0;
+    let othersPssKiB = 0;
+    let othersUssKiB = 0;
     for (const p of processes) {
       const memory = await processMemory(p.pid);
       pssKiB += memory?.pssKiB ?? 0;
       ussKiB += memory?.ussKiB ?? 0;
       rssKiB += memory?.rssKiB ?? 0;
+      if (!p.serving) {
+        othersPssKiB += memory?.pssKiB ?? 0;
+        othersUssKiB += memory?.ussKiB ?? 0;
+      }
     }
     const serving = processes.filter((p) => p.serving).length;
-    reads.push({ pssKiB, ussKiB, rssKiB, serving, others: processes.length - serving });
+    reads.push({ pssKiB, ussKiB, rssKiB, serving, others: processes.length - serving, othersPssKiB, othersUssKiB });
   }
   return {
     pssKiB: median(reads.map((r) => r.pssKiB)),
@@ -89,6 +98,8 @@ async function readShimMemory(rig: Rig, shim: ShimKey): Promise<Reading> {
     rssKiB: median(reads.map((r) => r.rssKiB)),
     serving: Math.max(...reads.map((r) => r.serving)),
     others: Math.max(...reads.map((r) => r.others)),
+    othersPssKiB: median(reads.map((r) => r.othersPssKiB)),
+    othersUssKiB: median(reads.map((r) => r.othersUssKiB)),
   };
 }
 
@@ -153,7 +164,7 @@ export async function measureMemory(rig: Rig, options: MemoryOptions): Promise<C
         const r = d[key];
         if (r === undefined) return `${name}: no reading`;
         const mib = (kib: number): string => (kib / 1024).toFixed(1);
-        const others = r.others === 0 ? '' : ` + ${r.others} other (manager, spares)`;
+        const others = r.others === 0 ? '' : ` + ${r.others} other (manager, spares: PSS ${mib(r.othersPssKiB)} / USS ${mib(r.othersUssKiB)} MiB)`;
         return `${name}: ${r.serving} serving${others}, in all PSS ${mib(r.pssKiB)} / USS ${mib(r.ussKiB)} / RSS ${mib(r.rssKiB)} MiB`;
       };
       const comparison = toComparison(
