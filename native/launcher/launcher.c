@@ -666,7 +666,10 @@ int main(int argc, char **argv) {
       break;
   }
   int is_daemon = cmd.action_index >= argc && !cmd.version && !cmd.info;
-  if (is_daemon || (manager != NULL && strcmp(manager, "0") == 0)) return exec_node_cli(node, main_js, argc, argv, NULL, 0);
+  /* A manager serves one containerd: without -address (a `-v` typed by hand, a script
+   * checking the version) there is none to start, and one would idle for minutes. */
+  int no_containerd = cmd.address == NULL || cmd.address[0] == '\0';
+  if (is_daemon || no_containerd || (manager != NULL && strcmp(manager, "0") == 0)) return exec_node_cli(node, main_js, argc, argv, NULL, 0);
 
   /* containerd writes the runtime options on stdin for start and -info, then closes it.
    * Not from a terminal: `-info` typed by hand would wait for ^D (the Node CLI agrees). */

@@ -670,6 +670,16 @@ describe('straight to the Node CLI', () => {
     }
   });
 
+  test('no -address (a hand-typed -v): the Node CLI answers and no manager is started', async () => {
+    const starts = newStartsFile();
+    const run = await runLauncher(['-v'], { env: launcherEnv(starts) });
+    const echo = echoOf(run);
+    assert.equal(echo.from, 'cli');
+    assert.equal(echo.pid, run.pid);
+    assert.deepEqual(echo.argv, ['-v']);
+    assert.deepEqual(managerStarts(starts), [], 'no manager for a containerd that was not named');
+  });
+
   test('no action (the group daemon) is an exec of the Node CLI with the same argv, cwd and stdin', async () => {
     const address = newAddress();
     const fake = await startFakeManager(address, answer('from the manager'));
