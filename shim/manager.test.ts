@@ -345,6 +345,15 @@ test('a second manager for a live socket exits 0 at once; a dead socket is repla
   await third.child.exited;
 });
 
+test('a SIGTERM the moment the socket file appears (still booting) stops the manager cleanly: no socket left', async (t) => {
+  const f = fixture(t);
+  const manager = spawnManager(f, { TSRUN_MANAGER_SPARE: '0' });
+  while (!existsSync(f.socket)) await new Promise((resolve) => setImmediate(resolve));
+  kill(manager.child.pid, 'SIGTERM');
+  assert.deepEqual(await manager.child.exited, { kind: 'exited', code: 0 });
+  assert.equal(existsSync(f.socket), false, 'the socket was removed');
+});
+
 test('a manager killed with SIGKILL takes its idle spare along (end of file on the channel)', async (t) => {
   const f = fixture(t);
   const manager = spawnManager(f);

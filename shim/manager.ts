@@ -109,6 +109,15 @@ export async function runManagerProcess(native: Native, address: string, entry: 
   process.on('SIGPIPE', () => {
     // A launcher that went away: its socket write fails with EPIPE, handled there.
   });
+  // Before the socket exists: a SIGTERM while it is being bound must still remove it
+  // (the default action would leave the socket and the log behind).
+  const stop: { requested: boolean; manager: Manager | undefined } = { requested: false, manager: undefined };
+  const onSignal = (): void => {
+    stop.requested = true;
+    void stop.manager?.close();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   const idle = Number.parseInt(process.env['TSRUN_MANAGER_IDLE_MS'] ?? '', 10);
   let firstSpare: { pid: number; channelFd: number } | undefined;
   if (firstSparePid !== '') {
@@ -139,11 +148,8 @@ export async function runManagerProcess(native: Native, address: string, entry: 
   if (manager === 'taken') return 0;
   if (fstatSync(logFd).size > maxLogBytesAtStart) ftruncateSync(logFd, 0);
   raiseOomScore(logger);
-  const onSignal = (): void => {
-    void manager.close();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  stop.manager = manager;
+  if (stop.requested) void manager.close();
   const reason = await manager.stopped;
   logger.info({ reason }, 'manager exiting');
   return 0;
