@@ -15,7 +15,9 @@
  * Safety: V8 checks a cache against the source, its own version and flags, and rejects a
  * mismatch (then it compiles from source: only the time is lost). A rejected or missing
  * cache is written again; files of an older bundle are removed when a new one is written.
- * The directory is root-only (the launcher and the manager make it 0700).
+ * A cache is code this process will run: it is read only from a directory owned by this
+ * process's euid and writable by nobody else (as the launcher checks /run/tsrun before it
+ * trusts the control socket there), and only when the file is a regular one of that owner.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -47,9 +49,23 @@ function roleOf(argv: readonly string[]): CacheRole | undefined {
   return 'daemon';
 }
 
+/** Whether `dir` and, when given, `file` in it may be trusted (see the module comment). */
+function trusted(dir: string, file?: string): boolean {
+  const euid = process.geteuid?.() ?? 0;
+  try {
+    const d = fs.lstatSync(dir);
+    if (!d.isDirectory() || d.uid !== euid || (d.mode & 0o022) !== 0) return false;
+    if (file === undefined) return true;
+    const f = fs.lstatSync(file);
+    return f.isFile() && f.uid === euid && (f.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Loads the bundle at `bundle` with the best cache there is for this process: the
- * runtime cache of its role in `dir` when present, else `buildCache`.
+ * runtime cache of its role in `dir` when present and trusted, else `buildCache`.
  * @throws Error when the bundle cannot be loaded (bundleLoader.loadBundle).
  */
 function loadWithCodeCache(bundle: string, buildCache: string, argv: readonly string[], dir: string): CachedBundle {
@@ -58,7 +74,7 @@ function loadWithCodeCache(bundle: string, buildCache: string, argv: readonly st
   const stat = fs.statSync(bundle);
   const prefix = `code-cache-${role}-`;
   const runtimeCache = path.join(dir, `${prefix}${stat.size}-${Math.trunc(stat.mtimeMs)}-${stat.ino}.v8cache`);
-  const haveRuntime = fs.existsSync(runtimeCache);
+  const haveRuntime = trusted(dir, runtimeCache);
   const loaded = bundleLoader.loadBundle(bundle, haveRuntime ? runtimeCache : buildCache);
   let saved = haveRuntime && loaded.cacheRejected !== true;
   return {
@@ -67,6 +83,7 @@ function loadWithCodeCache(bundle: string, buildCache: string, argv: readonly st
       if (saved) return;
       saved = true;
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (!trusted(dir)) throw new Error(`${dir} is not owned by uid ${process.geteuid?.() ?? 0} alone: no code cache written there`);
       const temporary = `${runtimeCache}.${process.pid}.tmp`;
       fs.writeFileSync(temporary, loaded.script.createCachedData(), { mode: 0o600 });
       fs.renameSync(temporary, runtimeCache);

@@ -5,7 +5,7 @@
  * a newer bundle's cache replaces an older one's.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,4 +92,27 @@ test('a cache V8 rejects is written again, and a new bundle replaces the old one
   const now = readdirSync(dir);
   assert.equal(now.length, 1);
   assert.notEqual(now[0], name);
+});
+
+test('a cache in a directory others may write, or a file others may write, is not loaded', () => {
+  const dir = join(root, 'untrusted');
+  const bundle = writeBundle('untrusted.cjs', '4');
+  codeCache.loadWithCodeCache(bundle, `${bundle}.v8cache`, ['-spare'], dir).saveRuntimeCache?.();
+  const [name] = readdirSync(dir);
+  assert.ok(name !== undefined);
+  const file = join(dir, name);
+  // Trusted: loaded, so nothing to write again (the file keeps its inode).
+  const inode = statSync(file).ino;
+  codeCache.loadWithCodeCache(bundle, `${bundle}.v8cache`, ['-spare'], dir).saveRuntimeCache?.();
+  assert.equal(statSync(file).ino, inode);
+  // Group-writable file: not loaded, so this process writes its own (a new inode).
+  chmodSync(file, 0o620);
+  codeCache.loadWithCodeCache(bundle, `${bundle}.v8cache`, ['-spare'], dir).saveRuntimeCache?.();
+  assert.notEqual(statSync(file).ino, inode);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  // World-writable directory: neither read nor written.
+  chmodSync(dir, 0o777);
+  const loaded = codeCache.loadWithCodeCache(bundle, `${bundle}.v8cache`, ['-spare'], dir);
+  assert.throws(() => loaded.saveRuntimeCache?.(), /is not owned by uid/);
+  chmodSync(dir, 0o700);
 });
