@@ -68,6 +68,8 @@ describe('ctr task exec and ps with the tsrun runtime', () => {
       const result = await ctr.run(['tasks', 'exec', '--exec-id', 'nope', id, '/no/such/binary']);
       assert.notEqual(result.code, 0);
       assert.match(result.stderr, /no such file or directory/i);
+      // Only ctr's error line: runc's own output of the failed exec is not copied to the exec's stderr.
+      assert.equal(result.stderr.trimEnd().split('\n').length, 1, `ctr's stderr: ${JSON.stringify(result.stderr)}`);
       await waitForTask(ctr, id, 'RUNNING');
     });
   });

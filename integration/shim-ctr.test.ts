@@ -47,6 +47,9 @@ describe('ctr run --rm with the tsrun runtime', () => {
       const result = await instance.ctr.run(runArgs(['--rm'], id, ['no-such-command']));
       assert.notEqual(result.code, 0);
       assert.match(result.stderr, /ctr: failed to create shim task: .*exec: "no-such-command": executable file not found in \$PATH/);
+      // Only ctr's error line: runc's own output of the failed create does not reach the
+      // container's stderr as well (as with the Go shim, which copies only after success).
+      assert.equal(result.stderr.trimEnd().split('\n').length, 1, `ctr's stderr: ${JSON.stringify(result.stderr)}`);
       assert.equal((await instance.ctr.tasks()).includes(id), false);
     } finally {
       // ctr run --rm does not remove a container whose task was never created.

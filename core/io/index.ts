@@ -145,6 +145,8 @@ class StdioSession implements ProcessIO {
   readonly #sinks = new Set<OutputSink>();
   /** One per output copier; all settled = every byte written out. */
   readonly #copies: Promise<void>[] = [];
+  /** Output copies that start with started() (see #copyFromProcess). */
+  readonly #pendingCopies: (() => Promise<void>)[] = [];
   /**
    * Given to every fifo sink: aborted when the drain bound passes (the exit is
    * published anyway) or on close, so no wait for a fifo's reader outlives its use.
@@ -342,13 +344,21 @@ class StdioSession implements ProcessIO {
     return this.#own(pipeReader(this.#native, this.#take(readFd)));
   }
 
-  /** A pipe for output stream `index` (1 or 2): its write end to the process, its read end copied into `sink`. */
+  /**
+   * A pipe for output stream `index` (1 or 2): its write end to the process, its read end
+   * copied into `sink` from started() on. Not before: what `runc create|exec` itself
+   * writes there when it fails (its error, which the caller reports from runc's log)
+   * must not reach the client's stream, as with the Go shim, which starts its copies
+   * only after the runtime call succeeded. The process cannot lose output meanwhile: an
+   * init runs no code of its own before `runc start`, and an exec that writes more than
+   * a pipe holds before `runc exec` returns waits for the copy.
+   */
   #copyFromProcess(index: 1 | 2, sink: OutputSink): void {
     this.#sink(sink);
     const [read, write] = this.#pipe();
     this.#giveToProcess(index, write);
     const source = this.#own(pipeReader(this.#native, this.#take(read)));
-    this.#copies.push(copyOutput(source, sink, this.#log, index === 1 ? 'stdout' : 'stderr'));
+    this.#pendingCopies.push(() => copyOutput(source, sink, this.#log, index === 1 ? 'stdout' : 'stderr'));
   }
 
   async #startLogger(command: BinaryLoggerCommand, stdoutRead: number, stderrRead: number): Promise<void> {
@@ -379,6 +389,7 @@ class StdioSession implements ProcessIO {
     for (const fd of this.#processEnds) this.#native.close(fd);
     this.#processEnds.clear();
     this.#phase = 'started';
+    for (const begin of this.#pendingCopies.splice(0)) this.#copies.push(begin());
     const socket = this.#console;
     if (socket === undefined) return;
     const fd = await socket.receiveMaster(this.#options.consoleTimeoutMs ?? DEFAULT_CONSOLE_TIMEOUT_MS);
