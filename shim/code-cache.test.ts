@@ -61,7 +61,7 @@ test('a daemon writes its cache once; the next daemon loads it and V8 accepts it
   first.saveRuntimeCache?.();
   const written = readdirSync(dir);
   assert.equal(written.length, 1);
-  assert.match(written[0] ?? '', /^code-cache-daemon-\d+-\d+-\d+\.v8cache$/);
+  assert.match(written[0] ?? '', /^code-cache-daemon-[0-9a-f]{12}-\d+-\d+-\d+\.v8cache$/);
   first.saveRuntimeCache?.(); // once per process: nothing more
   assert.deepEqual(readdirSync(dir), written);
 
@@ -115,4 +115,13 @@ test('a cache in a directory others may write, or a file others may write, is no
   const loaded = codeCache.loadWithCodeCache(bundle, `${bundle}.v8cache`, ['-spare'], dir);
   assert.throws(() => loaded.saveRuntimeCache?.(), /is not owned by uid/);
   chmodSync(dir, 0o700);
+});
+
+test('two installs (bundles at two paths) keep a cache each', () => {
+  const dir = join(root, 'installs');
+  const one = writeBundle('one.cjs', '5');
+  const two = writeBundle('two.cjs', '5');
+  codeCache.loadWithCodeCache(one, `${one}.v8cache`, ['-spare'], dir).saveRuntimeCache?.();
+  codeCache.loadWithCodeCache(two, `${two}.v8cache`, ['-spare'], dir).saveRuntimeCache?.();
+  assert.equal(readdirSync(dir).length, 2);
 });
