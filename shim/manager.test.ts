@@ -63,10 +63,10 @@ interface RunningManager {
   readonly child: MonitoredChild;
 }
 
-function spawnManager(f: Fixture, env: Record<string, string> = {}): RunningManager {
+function spawnManager(f: Fixture, env: Record<string, string> = {}, extraArgs: readonly string[] = []): RunningManager {
   const child = monitor.spawn({
     file: process.execPath,
-    args: [process.execPath, mainJs, '-manager', '-address', f.address],
+    args: [process.execPath, mainJs, '-manager', '-address', f.address, ...extraArgs],
     env: environmentEntries({ ...process.env, TSRUN_MANAGER_LOG_LEVEL: 'debug', ...env }),
     fds: [-1, -1, -1],
     setsid: true,
@@ -352,6 +352,17 @@ test('a SIGTERM the moment the socket file appears (still booting) stops the man
   kill(manager.child.pid, 'SIGTERM');
   assert.deepEqual(await manager.child.exited, { kind: 'exited', code: 0 });
   assert.equal(existsSync(f.socket), false, 'the socket was removed');
+});
+
+test('-spare-pid naming a process that is not its child is refused: that process is left alone, a spare is booted', async (t) => {
+  const f = fixture(t);
+  // This test process: alive, and certainly not the manager's child.
+  const manager = spawnManager(f, {}, ['-spare-pid', String(process.pid)]);
+  await waitFor(() => readySpares(f).length === 1, 'a spare of its own ready');
+  assert.notEqual(readySpares(f)[0], process.pid);
+  assert.ok(logLines(f).some((l) => l.msg === 'ignoring -spare-pid: not a child of this manager; booting a spare'));
+  kill(manager.child.pid, 'SIGTERM');
+  assert.deepEqual(await manager.child.exited, { kind: 'exited', code: 0 });
 });
 
 test('a manager killed with SIGKILL takes its idle spare along (end of file on the channel)', async (t) => {

@@ -122,11 +122,15 @@ export async function runManagerProcess(native: Native, address: string, entry: 
   let firstSpare: { pid: number; channelFd: number } | undefined;
   if (firstSparePid !== '') {
     const pid = Number(firstSparePid);
-    if (Number.isSafeInteger(pid) && pid > 0) {
+    // Only a child of ours: the pool signals and reaps its spares, and a pid typed by hand
+    // must never make it kill some other process.
+    if (Number.isSafeInteger(pid) && pid > 0 && parentOf(pid) === process.pid) {
       firstSpare = { pid, channelFd: FIRST_SPARE_CHANNEL_FD };
     } else {
-      logger.warn({ sparePid: firstSparePid }, 'ignoring -spare-pid: not a pid');
-      native.close(FIRST_SPARE_CHANNEL_FD);
+      logger.warn({ sparePid: firstSparePid }, 'ignoring -spare-pid: not a child of this manager; booting a spare');
+      // A channel on fd 3 is closed (a spare at its other end exits); anything else there
+      // (fd 3 of a hand-run manager may be one of Node's own) is left alone.
+      if (isSocket(FIRST_SPARE_CHANNEL_FD)) native.close(FIRST_SPARE_CHANNEL_FD);
     }
   }
   const manager = await startManager({
@@ -153,6 +157,26 @@ export async function runManagerProcess(native: Native, address: string, entry: 
   const reason = await manager.stopped;
   logger.info({ reason }, 'manager exiting');
   return 0;
+}
+
+function isSocket(fd: number): boolean {
+  try {
+    return fstatSync(fd).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** The parent pid of `pid` from /proc, or undefined when it cannot be read. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so from the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isSafeInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
