@@ -24,6 +24,27 @@ export function canRaisePriority(): boolean {
   }
 }
 
+/**
+ * Nice 0 again for every thread of process `pid` (Linux nice values are per thread, and
+ * threads inherit their creator's). Raising a priority needs CAP_SYS_NICE (see
+ * {@link canRaisePriority}); a thread that ended meanwhile, or a refusal, is skipped.
+ */
+export function restoreNormalPriority(pid: number): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return;
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), 0);
+    } catch {
+      // See above.
+    }
+  }
+}
+
 /** Options of {@link createSparePool}. */
 export interface SparePoolOptions {
   readonly native: Native;
@@ -340,19 +361,7 @@ class Pool implements SparePool {
   /** Back to nice 0 for every thread of a booting spare a `start` now waits for. */
   #urge(spare: Spare): void {
     if (this.#options.bootNice === undefined) return;
-    let tids: string[];
-    try {
-      tids = readdirSync(`/proc/${spare.child.pid}/task`);
-    } catch {
-      return;
-    }
-    for (const tid of tids) {
-      try {
-        setPriority(Number(tid), 0);
-      } catch {
-        // A thread that ended meanwhile.
-      }
-    }
+    restoreNormalPriority(spare.child.pid);
   }
 
   /** Closes the channel (an idle spare exits on end of file) and kills the process. */

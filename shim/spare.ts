@@ -32,8 +32,8 @@
  * Files: this one is the spare's side; spare-pool.ts the manager's; spare-channel.ts the
  * channel both speak.
  */
-import { readdirSync, unlinkSync } from 'node:fs';
-import { getPriority, setPriority, tmpdir } from 'node:os';
+import { unlinkSync } from 'node:fs';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRuntime } from '../core/index.js';
 import type { Native } from '../native/facade.js';
@@ -43,6 +43,7 @@ import { FlagError, parseFlags } from './flags.js';
 import { environmentOf } from './launcher-protocol.js';
 import { createLogger } from './log.js';
 import { Channel, type SpareMessage } from './spare-channel.js';
+import { restoreNormalPriority } from './spare-pool.js';
 import { createTaskService, TaskService } from './task-service.js';
 
 /**
@@ -82,7 +83,7 @@ export async function runSpare(native: Native, channelFd = 3): Promise<number> {
   if (adoption === undefined) return 0;
 
   // A spare boots at a low priority (see SparePoolOptions.bootNice); a daemon runs at the normal one.
-  restoreNormalPriority();
+  if (getPriority() > 0) restoreNormalPriority(process.pid);
   const [listenFd, ...extra] = adoption.fds;
   for (const fd of extra) native.close(fd);
   const fail = (error: string): number => {
@@ -122,28 +123,6 @@ export async function runSpare(native: Native, channelFd = 3): Promise<number> {
   } catch (error) {
     if (!progress.serving) return fail(`the daemon did not start: ${messageOf(error)}`);
     throw error;
-  }
-}
-
-/**
- * Nice 0 again for every thread of this process (Linux nice values are per thread, and
- * threads inherit their creator's). Raising the priority needs CAP_SYS_NICE, which the
- * manager checked before lowering it; if it fails anyway the daemon runs on, niced.
- */
-function restoreNormalPriority(): void {
-  let tids: string[];
-  try {
-    if (getPriority() <= 0) return;
-    tids = readdirSync('/proc/self/task');
-  } catch {
-    return;
-  }
-  for (const tid of tids) {
-    try {
-      setPriority(Number(tid), 0);
-    } catch {
-      // A thread that ended meanwhile, or no CAP_SYS_NICE.
-    }
   }
 }
 
