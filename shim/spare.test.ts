@@ -11,30 +11,56 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createProcessMonitor } from '../core/index.js';
-import { loadNative } from '../native/index.js';
+import { loadNative, type SpawnOptions } from '../native/index.js';
 import { createLogger, createLogSink } from './log.js';
 import { environmentEntries } from './launcher-protocol.js';
 import { asSpareMessage } from './spare-channel.js';
-import { createSparePool, type SparePool } from './spare-pool.js';
+import { createSparePool, type SparePool, type SparePoolOptions } from './spare-pool.js';
 
 const native = loadNative();
 const quiet = createLogger('fatal', createLogSink(2, { attached: true }));
 const monitor = createProcessMonitor(native, quiet);
 const mainJs = fileURLToPath(new URL('./main.js', import.meta.url));
 
-function pool(t: { after(fn: () => void): void }, adoptTimeoutMs = 5000): SparePool {
-  const spares = createSparePool({
-    native,
-    monitor,
-    command: { file: process.execPath, args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'] },
-    env: environmentEntries(process.env),
-    logger: quiet,
-    adoptTimeoutMs,
-  });
+/** How the pool starts a spare, and how the tests start one as the launcher does. */
+const spareCommand = { file: process.execPath, args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'] };
+
+function pool(t: { after(fn: () => void): void }, options: Pick<SparePoolOptions, 'first'> = {}): SparePool {
+  const spares = createSparePool({ native, monitor, command: spareCommand, env: environmentEntries(process.env), logger: quiet, adoptTimeoutMs: 5000, ...options });
   t.after(() => {
     spares.close();
   });
   return spares;
+}
+
+/** A spare started as the launcher starts the manager's first one: a child of ours, its channel on fd 3. */
+function forkSpare<Child extends { readonly pid: number }>(spawn: (options: SpawnOptions) => Child): { child: Child; channelFd: number } {
+  const [mine, theirs] = native.socketPair();
+  try {
+    return { child: spawn({ file: spareCommand.file, args: spareCommand.args, env: environmentEntries(process.env), cwd: '/', fds: [-1, -1, -1, theirs], setsid: true }), channelFd: mine };
+  } finally {
+    native.close(theirs);
+  }
+}
+
+/** A fresh directory holding a bundle (`<root>/bundle` with an empty config.json); the caller removes root. */
+function makeBundle(): { root: string; bundle: string } {
+  const root = mkdtempSync(join(tmpdir(), 'tsrun-spare-'));
+  const bundle = join(root, 'bundle');
+  mkdirSync(bundle);
+  writeFileSync(join(bundle, 'config.json'), '{}');
+  return { root, bundle };
+}
+
+/** Resolves once a connection to the unix socket at `path` is accepted (a bare connect: someone serves it). */
+function accepts(path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const socket = connect(path, () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.on('error', reject);
+  });
 }
 
 async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
@@ -101,13 +127,7 @@ test('an adoption that fails (the bundle is gone) answers undefined, kills that 
   const second = await waitFor(() => spares.readyPid, 'another ready spare');
   assert.notEqual(second, first);
   // The caller still owns a working listening socket (it would spawn a daemon on it now).
-  await new Promise<void>((resolve, reject) => {
-    const socket = connect(socketPath, () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.on('error', reject);
-  });
+  await accepts(socketPath);
 });
 
 test('a spare that dies while it waits is replaced', async (t) => {
@@ -126,10 +146,7 @@ test('an adopted spare serves the socket with the daemon code, in the bundle it 
   const spares = pool(t);
   spares.start();
   const sparePid = await waitFor(() => spares.readyPid, 'a ready spare');
-  const root = mkdtempSync(join(tmpdir(), 'tsrun-spare-'));
-  const bundle = join(root, 'bundle');
-  mkdirSync(bundle);
-  writeFileSync(join(bundle, 'config.json'), '{}');
+  const { root, bundle } = makeBundle();
   const socketPath = join(root, 'group.sock');
   const listenFd = native.listenUnix(socketPath, 8);
   const adopted = spares.adopt(spec(listenFd, bundle));
@@ -142,23 +159,14 @@ test('an adopted spare serves the socket with the daemon code, in the bundle it 
   assert.ok(daemon !== undefined, 'the spare adopted the group');
   assert.equal(daemon.pid, sparePid);
   // A Task call needs a ttrpc client: a bare connect proves someone accepts on the socket it got.
-  await new Promise<void>((resolve, reject) => {
-    const socket = connect(socketPath, () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.on('error', reject);
-  });
+  await accepts(socketPath);
 });
 
 test('a start arriving while the spare boots waits for it (a second one does not)', async (t) => {
   const spares = pool(t);
   spares.start();
   assert.equal(spares.readyPid, undefined, 'still booting');
-  const root = mkdtempSync(join(tmpdir(), 'tsrun-spare-'));
-  const bundle = join(root, 'bundle');
-  mkdirSync(bundle);
-  writeFileSync(join(bundle, 'config.json'), '{}');
+  const { root, bundle } = makeBundle();
   const [a, b] = [native.listenUnix(join(root, 'a.sock'), 8), native.listenUnix(join(root, 'b.sock'), 8)];
   const first = spares.adopt(spec(a, bundle));
   const second = spares.adopt(spec(b, bundle));
@@ -175,35 +183,13 @@ test('a start arriving while the spare boots waits for it (a second one does not
 });
 
 test('a first spare started by someone else (the launcher) is the one adopted, not a new boot', async (t) => {
-  // As the launcher does beside a manager: a spare that is this process's child, our
-  // end of its channel handed to the pool.
-  const [mine, theirs] = native.socketPair();
-  const { pid } = native.spawn({
-    file: process.execPath,
-    args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'],
-    env: environmentEntries(process.env),
-    cwd: '/',
-    fds: [-1, -1, -1, theirs],
-    setsid: true,
-  });
-  native.close(theirs);
-  const spares = createSparePool({
-    native,
-    monitor,
-    command: { file: process.execPath, args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'] },
-    env: environmentEntries(process.env),
-    logger: quiet,
-    first: { pid, channelFd: mine },
-  });
-  t.after(() => {
-    spares.close();
-  });
+  // Not through our monitor: the pool watches (and reaps) the spare it is given.
+  const { child, channelFd } = forkSpare((options) => native.spawn(options));
+  const { pid } = child;
+  const spares = pool(t, { first: { pid, channelFd } });
   spares.start();
   assert.equal(await waitFor(() => spares.readyPid, 'the first spare ready'), pid);
-  const root = mkdtempSync(join(tmpdir(), 'tsrun-spare-'));
-  const bundle = join(root, 'bundle');
-  mkdirSync(bundle);
-  writeFileSync(join(bundle, 'config.json'), '{}');
+  const { root, bundle } = makeBundle();
   const listenFd = native.listenUnix(join(root, 'group.sock'), 8);
   const adopted = spares.adopt(spec(listenFd, bundle));
   t.after(async () => {
@@ -216,28 +202,11 @@ test('a first spare started by someone else (the launcher) is the one adopted, n
 });
 
 test('a first spare the pool never started is told to go: its channel is closed and it exits', async (t) => {
-  const [mine, theirs] = native.socketPair();
-  const child = monitor.spawn({
-    file: process.execPath,
-    args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'],
-    env: environmentEntries(process.env),
-    cwd: '/',
-    fds: [-1, -1, -1, theirs],
-    setsid: true,
-  });
-  native.close(theirs);
+  const { child, channelFd } = forkSpare((options) => monitor.spawn(options));
   t.after(() => {
     if (alive(child.pid)) process.kill(child.pid, 'SIGKILL');
   });
-  const spares = createSparePool({
-    native,
-    monitor,
-    command: { file: process.execPath, args: [process.execPath, mainJs, '-spare', '-address', '/tsrun-spare-test'] },
-    env: environmentEntries(process.env),
-    logger: quiet,
-    first: { pid: child.pid, channelFd: mine },
-  });
-  spares.close();
+  pool(t, { first: { pid: child.pid, channelFd } }).close();
   const status = await child.exited;
   assert.ok(status.kind === 'exited' && status.code === 0, `the spare left on end of file: ${JSON.stringify(status)}`);
 });
