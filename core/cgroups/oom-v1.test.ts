@@ -48,7 +48,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     const dir = join(fixture.dir, 'memory');
     writeFileSync(join(dir, 'memory.oom_control'), oomControl(4)); // 4 kills before the watch
     let ooms = 0;
-    const watcher = await watchOomV1(dir, native, () => ooms++, createRecordingLogger());
+    const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
     try {
       const eventFd = registeredEventFd(dir);
       signal(eventFd);
@@ -77,7 +77,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     });
     const dir = join(fixture.dir, 'memory');
     let ooms = 0;
-    const watcher = await watchOomV1(dir, native, () => ooms++, createRecordingLogger());
+    const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
     try {
       signal(registeredEventFd(dir));
       await new Promise((resolve) => setTimeout(resolve, 15));
@@ -98,7 +98,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     const dir = join(fixture.dir, 'memory');
     writeFileSync(join(dir, 'memory.oom_control'), oomControl(0, { disabled: 1 }));
     let ooms = 0;
-    const watcher = await watchOomV1(dir, native, () => ooms++, createRecordingLogger());
+    const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
     try {
       writeFileSync(join(dir, 'memory.oom_control'), oomControl(0, { disabled: 1, underOom: 1 }));
       signal(registeredEventFd(dir));
@@ -119,7 +119,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     const fdsBefore = openFdCount();
     const logger = createRecordingLogger();
     let ooms = 0;
-    const watcher = await watchOomV1(dir, native, () => ooms++, logger);
+    const watcher = watchOomV1(dir, native, () => ooms++, logger);
     assert.equal(openFdCount(), fdsBefore + 1, 'the watch holds one fd: its eventfd');
     const eventFd = registeredEventFd(dir);
     rmSync(dir, { recursive: true });
@@ -142,7 +142,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     const dir = join(fixture.dir, 'memory');
     const fdsBefore = openFdCount();
     let ooms = 0;
-    const watcher = await watchOomV1(dir, native, () => ooms++, createRecordingLogger());
+    const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
     const eventFd = registeredEventFd(dir);
     signal(eventFd); // a pending wakeup with a re-check scheduled
     watcher.close();
@@ -153,10 +153,31 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     assert.equal(ooms, 0);
   });
 
-  test('a missing memory cgroup is NotFound and leaves no fd open', async () => {
+  test('close right after a wakeup was taken leaves no fd open, not even for a moment', async (t) => {
+    const fixture = copyFixture('v1');
+    t.after(() => {
+      fixture.dispose();
+    });
+    const dir = join(fixture.dir, 'memory');
     const fdsBefore = openFdCount();
-    await assert.rejects(
-      watchOomV1('/sys/fs/cgroup/memory/tsrun-no-such-cgroup', native, () => undefined, createRecordingLogger()),
+    for (let round = 0; round < 20; round++) {
+      const watcher = watchOomV1(dir, native, () => undefined, createRecordingLogger());
+      signal(registeredEventFd(dir));
+      // The wakeup's check reads memory.oom_control; close() as soon as a read shows an
+      // fd of its own (an asynchronous read would keep it past close), or after 20 ms.
+      const deadline = Date.now() + 20;
+      while (openFdCount() === fdsBefore + 1 && Date.now() < deadline) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      watcher.close();
+      assert.equal(openFdCount(), fdsBefore, `round ${round}: an fd outlived close()`);
+    }
+  });
+
+  test('a missing memory cgroup is NotFound and leaves no fd open', () => {
+    const fdsBefore = openFdCount();
+    assert.throws(
+      () => watchOomV1('/sys/fs/cgroup/memory/tsrun-no-such-cgroup', native, () => undefined, createRecordingLogger()),
       (error: unknown) => error instanceof RuntimeError && error.code === 'NotFound',
     );
     assert.equal(openFdCount(), fdsBefore);
@@ -223,7 +244,7 @@ describe(
       const fdsBefore = openFdCount();
       const logger = createRecordingLogger();
       let ooms = 0;
-      const watcher = await watchOomV1(dir, native, () => ooms++, logger);
+      const watcher = watchOomV1(dir, native, () => ooms++, logger);
       rmdirSync(dir);
       await waitFor(
         () => logger.entries.some((e) => e.msg === 'memory cgroup removed: OOM watch ends'),

@@ -13,8 +13,7 @@
  * is no kill to count, so a wakeup that finds the memcg under_oom reports one OOM.
  * @internal
  */
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FdWatcher, Native } from '../../native/facade.js';
 import type { Logger } from '../api.js';
@@ -41,8 +40,12 @@ interface OomControl {
   readonly oomKill: bigint;
 }
 
-async function readOomControl(dir: string): Promise<OomControl> {
-  const raw = new Map(scanLines(await readFile(join(dir, 'memory.oom_control'), 'utf8')).map(parseKV));
+/**
+ * Read synchronously: cgroupfs never waits for a disk, and an asynchronous read could still
+ * hold its fd open when close() returns.
+ */
+function readOomControl(dir: string): OomControl {
+  const raw = new Map(scanLines(readFileSync(join(dir, 'memory.oom_control'), 'utf8')).map(parseKV));
   return {
     oomKillDisable: raw.get('oom_kill_disable') ?? 0n,
     underOom: raw.get('under_oom') ?? 0n,
@@ -56,10 +59,10 @@ async function readOomControl(dir: string): Promise<OomControl> {
  * Throws {@link RuntimeError} `NotFound` when the memory cgroup does not exist, or the
  * native/file system error when the registration fails (nothing is left open then).
  */
-export async function watchOomV1(dir: string, native: Native, onOom: () => void, logger: Logger): Promise<OomWatcher> {
+export function watchOomV1(dir: string, native: Native, onOom: () => void, logger: Logger): OomWatcher {
   let initial: OomControl;
   try {
-    initial = await readOomControl(dir);
+    initial = readOomControl(dir);
   } catch (error) {
     if (isNotExist(error))
       throw new RuntimeError('NotFound', `memory cgroup ${dir} does not exist: cannot watch it for OOM kills`, {
@@ -100,10 +103,8 @@ class V1OomWatcher implements OomWatcher {
   readonly #logger: Logger;
   readonly #native: Native;
   #poll: FdWatcher | undefined;
-  /** oom_kill as last reported; only #check changes it, and checks run one at a time. */
+  /** oom_kill as last reported; only #check changes it (checks are synchronous). */
   #lastOomKill: bigint;
-  /** Serialises checks so a kill is never counted twice. */
-  #queue: Promise<void> = Promise.resolve();
   readonly #timers = new Set<NodeJS.Timeout>();
   #closed = false;
   readonly #counter = Buffer.alloc(8);
@@ -130,7 +131,7 @@ class V1OomWatcher implements OomWatcher {
       if (errnoCode(error) !== 'EAGAIN')
         this.#logger.warn({ cgroup: this.#dir, err: error }, 'reading the OOM eventfd failed');
     }
-    this.#enqueue(0, true);
+    this.#checkAndReport(0, true);
   }
 
   close(): void {
@@ -143,19 +144,19 @@ class V1OomWatcher implements OomWatcher {
     this.#native.close(this.#eventFd);
   }
 
-  #enqueue(attempt: number, wakeup: boolean): void {
-    this.#queue = this.#queue
-      .then(() => this.#check(attempt, wakeup))
-      .catch((error: unknown) => {
-        this.#logger.warn({ cgroup: this.#dir, err: error }, 'checking memory.oom_control failed');
-      });
+  #checkAndReport(attempt: number, wakeup: boolean): void {
+    try {
+      this.#check(attempt, wakeup);
+    } catch (error) {
+      this.#logger.warn({ cgroup: this.#dir, err: error }, 'checking memory.oom_control failed');
+    }
   }
 
-  async #check(attempt: number, wakeup: boolean): Promise<void> {
+  #check(attempt: number, wakeup: boolean): void {
     if (this.#closed) return;
     let state: OomControl;
     try {
-      state = await readOomControl(this.#dir);
+      state = readOomControl(this.#dir);
     } catch (error) {
       if (!isNotExist(error)) throw error;
       // The cgroup was removed (that also signals the eventfd): stop quietly.
@@ -163,8 +164,6 @@ class V1OomWatcher implements OomWatcher {
       this.close();
       return;
     }
-    // close() may have run while the file was read.
-    if (this.#isClosed()) return;
     if (state.oomKill > this.#lastOomKill) {
       const kills = Number(state.oomKill - this.#lastOomKill);
       this.#lastOomKill = state.oomKill;
@@ -184,15 +183,10 @@ class V1OomWatcher implements OomWatcher {
       );
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      this.#enqueue(attempt + 1, false);
+      this.#checkAndReport(attempt + 1, false);
     }, delay);
     timer.unref();
     this.#timers.add(timer);
-  }
-
-  /** A method, not the field, so the check after an await is not narrowed away. */
-  #isClosed(): boolean {
-    return this.#closed;
   }
 
   #report(): void {
