@@ -23,6 +23,7 @@ import {
   MS,
   compactLowerdir,
   mountAll,
+  mountPointsBelow,
   parseMountInfo,
   parseMountOptions,
   resolveInRoot,
@@ -188,6 +189,26 @@ describe('mountAll / unmountAll on real mounts', { skip: process.getuid?.() !== 
     assert.deepEqual(mountsBelow(dir), []);
     unmountAll(native, rootfs); // not mounted: fine
     unmountAll(native, join(dir, 'no-such-dir')); // does not exist: fine
+  });
+
+  test('mountPointsBelow and unmountAll find a rootfs whose path the kernel escapes, and nothing of a sibling', (t) => {
+    const dir = scratch(t, native);
+    // A space and a backslash: mountinfo writes them as \040 and \134.
+    const rootfs = join(dir, 'root fs\\x');
+    const sibling = join(dir, 'root fs\\x2');
+    for (const d of [rootfs, sibling]) mkdirSync(d);
+    const tmpfs = (target: string): Mount => ({ type: 'tmpfs', source: 'tmpfs', target, options: ['size=1m'] });
+    mountAll(native, [tmpfs('')], rootfs);
+    mountAll(native, [tmpfs('')], rootfs); // stacked on the same path
+    mkdirSync(join(rootfs, 'sub dir'));
+    mountAll(native, [tmpfs('sub dir')], rootfs);
+    mountAll(native, [tmpfs('')], sibling);
+
+    assert.deepEqual(mountPointsBelow(rootfs), [join(rootfs, 'sub dir'), rootfs, rootfs]);
+    assert.deepEqual(mountPointsBelow(join(dir, 'no such dir')), []);
+    unmountAll(native, rootfs);
+    assert.deepEqual(mountPointsBelow(rootfs), []);
+    assert.deepEqual(mountsBelow(dir), [sibling], 'the sibling with the same prefix stays mounted');
   });
 
   test('an overlay rootfs with nested mounts (targets relative to the rootfs), all undone deepest first', (t) => {

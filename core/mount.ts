@@ -249,16 +249,42 @@ function unescapeMountInfo(field: string): string {
 }
 
 /**
+ * Mount points at or below `path` (symlinks resolved), deepest first; none when `path`
+ * does not exist. A path mounted n times appears n times.
+ */
+export function mountPointsBelow(path: string): string[] {
+  let root: string;
+  try {
+    root = realpathSync(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return [];
+    throw error;
+  }
+  return mountPointsAtOrBelow(root);
+}
+
+/**
  * Mount points equal to or below `root`, deepest first; a path mounted n times appears
  * n times (each umount2 removes the top one).
  */
 function mountPointsAtOrBelow(root: string): string[] {
   const prefix = root.endsWith('/') ? root : `${root}/`;
-  const entries = parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+  // Only a line that holds the root (escaped as the kernel writes it) can list a mount at
+  // or below it: parse those alone (Delete reads this file twice, on every container).
+  const needle = escapeMountInfo(root);
+  const lines = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(needle));
+  const entries = parseMountInfo(lines.join('\n'))
     .map((entry, index) => ({ path: entry.mountPoint, index }))
     .filter(({ path }) => path === root || path.startsWith(prefix));
   entries.sort((a, b) => depth(b.path) - depth(a.path) || b.index - a.index);
   return entries.map(({ path }) => path);
+}
+
+/** The kernel's escaping of a path in mountinfo (the reverse of {@link unescapeMountInfo}). */
+function escapeMountInfo(path: string): string {
+  return path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
 function depth(path: string): number {

@@ -12,10 +12,10 @@
  * Contents: JSON `{"pid": number, "exitStatus": number, "exitedAt": ISO-8601 string}`,
  * the init's exit as the daemon reported it to containerd.
  */
-import { readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger, Runtime } from '../core/index.js';
-import { parseMountInfo } from '../core/mount.js';
+import { mountPointsBelow } from '../core/mount.js';
 
 /** The file name inside the bundle. */
 export const DELETED_MARKER = 'tsrun-deleted';
@@ -83,7 +83,7 @@ export function recordCleanDeletes(runtime: Runtime, logger: Logger): void {
     bundles.delete(e.containerId);
     if (bundle === undefined) return;
     try {
-      const mounted = mountedBelow(join(bundle, 'rootfs'));
+      const mounted = mountPointsBelow(join(bundle, 'rootfs'));
       if (mounted.length > 0) {
         logger.warn({ container: e.containerId, mounted }, 'rootfs still mounted after delete: containerd\'s delete will clean up');
         return;
@@ -93,17 +93,4 @@ export function recordCleanDeletes(runtime: Runtime, logger: Logger): void {
       logger.warn({ err, container: e.containerId }, 'could not record the clean delete: containerd\'s delete will clean up');
     }
   });
-}
-
-/** Mount points at or below `path` (none when it does not exist). */
-function mountedBelow(path: string): string[] {
-  let root: string;
-  try {
-    root = realpathSync(path);
-  } catch {
-    return [];
-  }
-  return parseMountInfo(readFileSync('/proc/self/mountinfo', 'utf8'))
-    .map((m) => m.mountPoint)
-    .filter((m) => m === root || m.startsWith(`${root}/`));
 }
