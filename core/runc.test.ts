@@ -7,25 +7,14 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { loadNative } from '../native/index.js';
 import { openFdCount, until } from '../native/testing-support.js';
-import type { RuntimeSettings } from './api.js';
 import { RuntimeError } from './errors.js';
 import { createProcessMonitor } from './process-monitor.js';
 import { createOciRuntime, type OciRuntime } from './runc.js';
+import { testRuntimeSettings } from './test-bundle.js';
 import { createTestLogger } from './test-logger.js';
 
 const native = loadNative();
 
-const settings: RuntimeSettings = {
-  binaryName: '',
-  root: '/run/tsrun-test-runc-root',
-  systemdCgroup: false,
-  noPivotRoot: false,
-  noNewKeyring: false,
-  ioUid: 0,
-  ioGid: 0,
-  criuImagePath: '',
-  criuWorkPath: '',
-};
 
 /** A driver whose runtime binary is `script` (a /bin/sh script body in the bundle dir, `$(dirname "$0")`). */
 function scripted(t: TestContext, script: string): { runtime: OciRuntime; dir: string } {
@@ -39,7 +28,7 @@ function scripted(t: TestContext, script: string): { runtime: OciRuntime; dir: s
     rmSync(dir, { recursive: true, force: true });
   });
   const runtime = createOciRuntime({
-    settings: { ...settings, binaryName: binary },
+    settings: testRuntimeSettings({ binaryName: binary, root: '/run/tsrun-test-runc-root' }),
     namespace: 'test',
     containerId: 'c1',
     bundle: dir,

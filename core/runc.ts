@@ -38,6 +38,19 @@ export interface RuntimeInvocationMessage {
  */
 export const runtimeInvocationChannel = channel('tsrun:runc');
 
+/** The runtime settings when containerd sends no options: runc from PATH, its default root. */
+export const defaultRuntimeSettings: RuntimeSettings = Object.freeze({
+  binaryName: 'runc',
+  root: '',
+  systemdCgroup: false,
+  noPivotRoot: false,
+  noNewKeyring: false,
+  ioUid: 0,
+  ioGid: 0,
+  criuImagePath: '',
+  criuWorkPath: '',
+});
+
 /** The default `--root` when the runc Options leave it empty, as the Go shim's default plus the namespace. */
 export function defaultRuntimeRoot(namespace: string): string {
   return join('/run/containerd/runc', namespace);

@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CreateRequest, Mount, RuntimeSettings, Stdio } from './api.js';
+import { defaultRuntimeSettings } from './runc.js';
 
 /** The busybox the fixtures copy (Debian's busybox-static). */
 export const BUSYBOX = '/usr/bin/busybox';
@@ -71,6 +72,11 @@ export interface Fixture {
 
 let fixtures = 0;
 
+/** Runtime settings as containerd's defaults give them (runc from PATH), with `overrides`. */
+export function testRuntimeSettings(overrides: Partial<RuntimeSettings> = {}): RuntimeSettings {
+  return { ...defaultRuntimeSettings, ...overrides };
+}
+
 /** Builds a fixture in a fresh temp dir. */
 export function createFixture(name: string): Fixture {
   const dir = mkdtempSync(join(tmpdir(), `tsrun-core-${name}-`));
@@ -84,17 +90,7 @@ export function createFixture(name: string): Fixture {
   mkdirSync(runcRoot);
   fixtures += 1;
   const cgroupParent = `tsrun-test-${process.pid}-${fixtures}`;
-  const settings: RuntimeSettings = {
-    binaryName: 'runc',
-    root: runcRoot,
-    systemdCgroup: false,
-    noPivotRoot: false,
-    noNewKeyring: false,
-    ioUid: 0,
-    ioGid: 0,
-    criuImagePath: '',
-    criuWorkPath: '',
-  };
+  const settings = testRuntimeSettings({ root: runcRoot });
 
   return {
     dir,

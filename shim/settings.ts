@@ -12,6 +12,7 @@
  * No new option proto: containerd 2.x rejects any other task option type.
  */
 import { parse as parseToml } from 'smol-toml';
+import { defaultRuntimeSettings } from '../core/runc.js';
 import { parseGroupPolicy, type GroupPolicy } from './group.js';
 
 /** Log levels the daemon understands (pino's names). */
@@ -37,16 +38,8 @@ export interface Settings {
 
 /** The settings when containerd sends no options. */
 export const defaultSettings: Settings = {
-  binaryName: 'runc',
-  root: '',
-  systemdCgroup: false,
-  noPivotRoot: false,
-  noNewKeyring: false,
-  ioUid: 0,
-  ioGid: 0,
+  ...defaultRuntimeSettings,
   shimCgroup: '',
-  criuImagePath: '',
-  criuWorkPath: '',
   groupPolicy: 'container',
   logLevel: 'info',
 };
