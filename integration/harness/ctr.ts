@@ -2,7 +2,7 @@
  * Runs containerd's own CLI, `ctr`, against one containerd address. Integration tests drive
  * real containers through it exactly as a user would, so what they prove is what a user sees.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 /** What one `ctr` invocation did. `code` is null when it was killed (see `signal`, `timedOut`). */
 export interface CtrResult {
@@ -160,30 +160,53 @@ export function runCtr(
 ): Promise<CtrResult> {
   const fullArgs = ['--address', address, '--namespace', namespace, ...args];
   const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn('ctr', fullArgs, {
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...options.env },
-    });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, options.timeoutMs);
-    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-    if (options.input !== undefined && child.stdin !== null) {
-      // ctr may exit before reading its input (a failing call); that EPIPE is not our error.
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(options.input);
-    }
-    child.on('error', (error) => {
+  const child = spawn('ctr', fullArgs, {
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
+  const { result } = collectCtr(child, args, {
+    started,
+    timeoutMs: options.timeoutMs,
+    spawnFailure: (error) => `cannot run ctr (is containerd's ctr installed and on PATH?): ${error.message}`,
+  });
+  if (options.input !== undefined && child.stdin !== null) child.stdin.end(options.input);
+  return result;
+}
+
+/** A ctr child being collected by {@link collectCtr}: its output so far, and its result. */
+export interface CollectedCtr {
+  readonly stdout: readonly Buffer[];
+  readonly stderr: readonly Buffer[];
+  /** Resolves when ctr closed (a failing ctr too); rejects only when it could not be spawned. */
+  readonly result: Promise<CtrResult>;
+}
+
+/**
+ * Gathers a spawned ctr's stdout and stderr and resolves its {@link CtrResult} when it
+ * closes; SIGKILL after `timeoutMs` (the result says `timedOut`). An EPIPE on its stdin
+ * (ctr may exit before reading its input) is ignored.
+ */
+export function collectCtr(
+  child: ChildProcess,
+  args: readonly string[],
+  options: { readonly started: number; readonly timeoutMs: number; readonly spawnFailure: (error: Error) => string },
+): CollectedCtr {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs);
+  child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stdin?.on('error', () => undefined);
+  const result = new Promise<CtrResult>((resolve, reject) => {
+    child.once('error', (error) => {
       clearTimeout(timer);
-      reject(new Error(`cannot run ctr (is containerd's ctr installed and on PATH?): ${error.message}`, { cause: error }));
+      reject(new Error(options.spawnFailure(error), { cause: error }));
     });
-    child.on('close', (code, signal) => {
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
       resolve({
         args,
@@ -192,8 +215,9 @@ export function runCtr(
         stdout: Buffer.concat(stdout).toString('utf8'),
         stderr: Buffer.concat(stderr).toString('utf8'),
         timedOut,
-        durationMs: performance.now() - started,
+        durationMs: performance.now() - options.started,
       });
     });
   });
+  return { stdout, stderr, result };
 }

@@ -14,7 +14,7 @@
  * master's output to our stdout, and exits with CMD's exit status.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { CtrResult } from '../harness/index.js';
+import { collectCtr, type CtrResult } from '../harness/index.js';
 import { waitUntil } from './poll.js';
 
 /** Where a ctr process talks to. */
@@ -89,39 +89,14 @@ export async function outerTty(pty: CtrProcess): Promise<string> {
 }
 
 function watch(child: ChildProcess, args: readonly string[], timeoutMs: number): CtrProcess {
-  const started = performance.now();
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, timeoutMs);
-  child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
-  // ctr may exit before reading its input: that EPIPE is not the test's error.
-  child.stdin?.on('error', () => undefined);
-  const result = new Promise<CtrResult>((resolve, reject) => {
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${child.spawnfile}: ${error.message}`, { cause: error }));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        args,
-        code,
-        signal,
-        stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: Buffer.concat(stderr).toString('utf8'),
-        timedOut,
-        durationMs: performance.now() - started,
-      });
-    });
+  const { stdout, stderr, result } = collectCtr(child, args, {
+    started: performance.now(),
+    timeoutMs,
+    spawnFailure: (error) => `cannot run ${child.spawnfile}: ${error.message}`,
   });
   // A test that fails before awaiting the result must not leave an unhandled rejection.
   result.catch(() => undefined);
-  const text = (chunks: Buffer[]): string => Buffer.concat(chunks).toString('utf8');
+  const text = (chunks: readonly Buffer[]): string => Buffer.concat(chunks).toString('utf8');
   return {
     pid: child.pid ?? -1,
     get stdout() {
