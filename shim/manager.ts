@@ -34,9 +34,9 @@ import type { FdWatcher, Native } from '../native/facade.js';
 import { failure, type ActionContext, type ActionResult } from './action.js';
 import { runAction } from './cli.js';
 import { saveCodeCacheSoon } from './code-cache-saver.js';
-import { daemonSpawnOptions, type DaemonCommand, type DaemonLauncher, type DaemonSpec, type LaunchedDaemon } from './daemon-launcher.js';
+import { daemonEnvironment, daemonSpawnOptions, type DaemonCommand, type DaemonLauncher, type DaemonSpec, type LaunchedDaemon } from './daemon-launcher.js';
 import { parseFlags } from './flags.js';
-import { createFrameReader, decodeRequest, encodeResponse, environmentEntries, environmentOf, MAX_FRAME_BYTES, type LauncherRequest } from './launcher-protocol.js';
+import { createFrameReader, decodeRequest, encodeResponse, environmentOf, MAX_FRAME_BYTES, type LauncherRequest } from './launcher-protocol.js';
 import { createLogger, createLogSink } from './log.js';
 import type { LogLevel } from './settings.js';
 import { canRaisePriority, createSparePool, type SparePool } from './spare-pool.js';
@@ -142,7 +142,7 @@ export async function runManagerProcess(native: Native, address: string, entry: 
     daemon: entry,
     ...(process.env['TSRUN_MANAGER_SPARE'] === '0' ? {} : { spare: { file: entry.file, args: [...entry.args, '-spare', '-address', address] } }),
     ...(firstSpare === undefined ? {} : { firstSpare }),
-    env: environmentEntries(process.env),
+    env: daemonEnvironment(process.env),
     // Before the socket goes: no newer manager can be writing to the same log yet.
     onStopping: () => {
       if (!troubled) unlinkQuietly(logPath);

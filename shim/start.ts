@@ -25,6 +25,7 @@ import type { Native } from '../native/facade.js';
 import { containerd } from '../protos/index.js';
 import { answer, failure, type ActionContext, type ActionRequest, type ActionResult } from './action.js';
 import { BundleError, readAnnotations, writeAddress, writeSettings } from './bundle.js';
+import { daemonEnvironment } from './daemon-launcher.js';
 import { deletedMarkerPath } from './deleted-marker.js';
 import type { ShimCommandLine } from './flags.js';
 import { defaultSocketDir, groupKey, socketAddress, socketPath } from './group.js';
@@ -79,7 +80,7 @@ export async function start(cmd: ShimCommandLine, request: ActionRequest, contex
     // Before the launch: the daemon reads it when it starts (to remove its socket when it
     // exits), and a pre-booted spare starts at once.
     writeAddress(bundle, address);
-    const env = Object.entries(request.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+    const env = daemonEnvironment(request.env);
     const flags = { namespace, id, address: containerdAddress, publishBinary: cmd.flags.publishBinary, debug: cmd.flags.debug };
     const daemon = await context.launcher.launch({ listenFd, flags, env, cwd: bundle });
     try {

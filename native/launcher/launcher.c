@@ -363,6 +363,18 @@ static int replace_stdin(const struct buf *bytes, int drain_rest) {
   return ok ? 0 : -1;
 }
 
+/* execv(node, args) for every Node this program starts (the Node CLI, the manager, the
+ * first spare). NODE_EXTRA_CA_CERTS goes first: Node reads and parses that certificate
+ * file at every boot (measured here with Debian's 225 KB bundle: an empty `node -e 0`
+ * takes 76 ms with it, 27 ms without), and no tsrun process makes a TLS connection.
+ * A containerd started from a shell that sets it (corporate proxies do) would otherwise
+ * pay that on every boot on its path. The manager still gets the variable in the
+ * request's environment: that is containerd's, forwarded unchanged. Returns only on failure. */
+static void exec_node(const char *node, char **args) {
+  unsetenv("NODE_EXTRA_CA_CERTS");
+  execv(node, args);
+}
+
 /* execv(node, [node, main, argv[1..]]). `stdin_bytes` (or NULL: fd 0 untouched) are
  * the bytes already taken from stdin; `drain_rest` when fd 0 may hold more. Returns
  * only to report a failure, exit code 1. */
@@ -380,7 +392,7 @@ static int exec_node_cli(const char *node, const char *main_js, int argc, char *
   args[0] = (char *)node;
   args[1] = (char *)main_js;
   for (int i = 1; i < argc; i++) args[i + 1] = argv[i];
-  execv(node, args);
+  exec_node(node, args);
   fprintf(stderr, PROGRAM ": cannot run %s %s: %s (rebuild with `npm install`, or set TSRUN_NODE and TSRUN_MAIN)\n",
           node, main_js, strerror(errno));
   free(args);
@@ -462,7 +474,7 @@ static void exec_first_spare(const char *node, const char *main_js, const char *
   close(other);
   if (setsid() < 0 || keep_as(channel, 3) < 0) _exit(127);
   char *args[] = {(char *)node, (char *)main_js, "-spare", "-address", (char *)address, NULL};
-  execv(node, args);
+  exec_node(node, args);
   _exit(127);
 }
 
@@ -503,7 +515,7 @@ static void exec_manager(const char *node, const char *main_js, const char *addr
     args[5] = "-spare-pid";
     args[6] = spare_pid;
   }
-  execv(node, args);
+  exec_node(node, args);
   _exit(127);
 }
 

@@ -537,6 +537,40 @@ describe('no manager running: the launcher starts one', () => {
   });
 });
 
+describe('the Nodes the launcher starts', () => {
+  test('boot without NODE_EXTRA_CA_CERTS (parsed at every boot, used by none); the manager still gets it in the request', async () => {
+    const extra = { NODE_EXTRA_CA_CERTS: join(scratch, 'no-such-bundle.pem') };
+    const bootEnv = join(scratch, 'boot-env');
+    const readBoots = (): { role: string; pid: number; extraCaCerts: string | null }[] =>
+      existsSync(bootEnv) ? readFileSync(bootEnv, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { role: string; pid: number; extraCaCerts: string | null }) : [];
+
+    // A manager and its first spare, started by the launcher.
+    const address = newAddress();
+    const env = launcherEnv(newStartsFile(), { ...extra, TSRUN_MANAGER_SPARE: '1', TSRUN_TEST_BOOT_ENV: bootEnv });
+    const started = await runLauncher(['-namespace', 'ns', '-address', address, '-id', 'c1', 'start'], { env, stdin: Buffer.from('opts') });
+    assert.equal(echoOf(started).from, 'manager');
+    await until(() => readBoots().some((boot) => boot.role === 'spare'), 'the first spare to boot');
+    // The group daemon's exec, and the fallback's.
+    const daemon = await runLauncher(['-namespace', 'ns', '-address', address, '-id', 'c1'], { env });
+    assert.equal(echoOf(daemon).from, 'cli');
+    const fallback = await runLauncher(['-address', address, 'start'], { env: { ...env, TSRUN_MANAGER: '0' } });
+    assert.equal(echoOf(fallback).from, 'cli');
+    assert.deepEqual(
+      readBoots().map((boot) => [boot.role, boot.extraCaCerts]).sort(),
+      [['cli', null], ['cli', null], ['manager', null], ['spare', null]],
+    );
+
+    const other = newAddress();
+    const fake = await startFakeManager(other, answer('ok'));
+    try {
+      await runLauncher(['-address', other, 'delete'], { env: launcherEnv(newStartsFile(), extra) });
+      assert.ok(fake.requests[0]?.env.includes(`NODE_EXTRA_CA_CERTS=${extra.NODE_EXTRA_CA_CERTS}`), 'containerd’s environment is forwarded whole');
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('any failure before an answer falls back to the Node CLI, and the result is still right', () => {
   const cliArgv = (address: string): string[] => ['-namespace', 'ns', '-address', address, '-id', 'c', 'start'];
 
