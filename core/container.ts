@@ -187,7 +187,7 @@ export class Container {
       await init.io.started();
       // Right after create: the init waits in created state and could already hit its
       // memory limit (the Go shim registers the OOM watch here for the same reason).
-      await this.#watchCgroup(init.pid);
+      this.#watchCgroup(init.pid);
     }
     this.#ctx.emit('task-create', {
       containerId: this.id,
@@ -283,7 +283,7 @@ export class Container {
     init.pid = readPidFile(pidFile, 'runc restore', this.id);
     this.#watchExit(init, this.#ctx.monitor.adopt(init.pid, { startedAfter: spawned.spawnedAt }));
     await io.started();
-    await this.#watchCgroup(init.pid);
+    this.#watchCgroup(init.pid);
   }
 
   async #startExec(proc: Process): Promise<{ pid: number }> {
@@ -637,10 +637,10 @@ export class Container {
 
   // ---- helpers -------------------------------------------------------------------
 
-  async #watchCgroup(pid: number): Promise<void> {
+  #watchCgroup(pid: number): void {
     try {
       this.#cgroup = cgroupOfPid(pid);
-      this.#oom = await watchOom(this.#cgroup, this.#ctx.native, () => {
+      this.#oom = watchOom(this.#cgroup, this.#ctx.native, () => {
         this.#ctx.emit('task-oom', { containerId: this.id });
       }, this.#logger);
     } catch (err) {

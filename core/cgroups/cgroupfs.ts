@@ -3,6 +3,7 @@
  * bufio.Scanner line splitting), shared by the v1 and v2 readers.
  * @internal
  */
+import { readFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import type { Uint64 } from './metrics.js';
 
@@ -61,7 +62,18 @@ export function scanLines(text: string): string[] {
 
 /** Reads a file of "key value" lines; every line must parse (containerd's readKVStatsFile). */
 export async function readKVFile(path: string): Promise<Map<string, bigint>> {
-  const text = await readFile(path, 'utf8');
+  return parseKVText(path, await readFile(path, 'utf8'));
+}
+
+/**
+ * {@link readKVFile}, synchronously: for readers that must not leave the file open past
+ * a close() of their own (cgroupfs never waits for a disk).
+ */
+export function readKVFileSync(path: string): Map<string, bigint> {
+  return parseKVText(path, readFileSync(path, 'utf8'));
+}
+
+function parseKVText(path: string, text: string): Map<string, bigint> {
   const out = new Map<string, bigint>();
   for (const line of scanLines(text)) {
     try {

@@ -82,7 +82,7 @@ export async function readStats(ref: CgroupRef): Promise<ContainerStats> {
  * Throws {@link RuntimeError} `NotFound` when the cgroup (or its memory controller) is
  * missing, or the native/file system error when registering fails.
  */
-export async function watchOom(ref: CgroupRef, native: Native, onOom: () => void, logger: Logger): Promise<OomWatcher> {
+export function watchOom(ref: CgroupRef, native: Native, onOom: () => void, logger: Logger): OomWatcher {
   switch (ref.kind) {
     case 'v1': {
       const memory = ref.paths.get('memory');

@@ -207,7 +207,7 @@ describe(
       const fdsBefore = openFdCount();
       const logger = createRecordingLogger();
       let ooms = 0;
-      const watcher = await watchOom({ kind: 'v1', paths: new Map([['memory', dir]]) }, native, () => ooms++, logger);
+      const watcher = watchOom({ kind: 'v1', paths: new Map([['memory', dir]]) }, native, () => ooms++, logger);
       try {
         // The shell joins the cgroup itself, then holds 64 MB of 'a's in a variable.
         const hog = `echo $$ > ${dir}/cgroup.procs && x=$(${BUSYBOX} head -c 64000000 /dev/zero | ${BUSYBOX} tr '\\0' a) && echo survived`;

@@ -5,6 +5,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { RuntimeError } from '../errors.js';
+import { openFdCount } from '../../native/testing-support.js';
 import { copyFixture, createRecordingLogger, waitFor } from './fixture-tree.js';
 import { watchOomV2 } from './oom-v2.js';
 
@@ -24,7 +25,7 @@ describe('cgroup v2 OOM watch (memory.events)', () => {
     });
     // The fixture already counts 2 kills: those happened before we watched.
     let ooms = 0;
-    const watcher = await watchOomV2(fixture.dir, () => ooms++, createRecordingLogger());
+    const watcher = watchOomV2(fixture.dir, () => ooms++, createRecordingLogger());
     try {
       await settle();
       assert.equal(ooms, 0);
@@ -56,7 +57,7 @@ describe('cgroup v2 OOM watch (memory.events)', () => {
     });
     const logger = createRecordingLogger();
     let ooms = 0;
-    const watcher = await watchOomV2(fixture.dir, () => ooms++, logger);
+    const watcher = watchOomV2(fixture.dir, () => ooms++, logger);
     try {
       writeFileSync(join(fixture.dir, 'memory.events'), memoryEvents(3));
       writeFileSync(join(fixture.dir, 'cgroup.events'), 'populated 0\nfrozen 0\n');
@@ -81,7 +82,7 @@ describe('cgroup v2 OOM watch (memory.events)', () => {
     });
     const logger = createRecordingLogger();
     let ooms = 0;
-    const watcher = await watchOomV2(fixture.dir, () => ooms++, logger);
+    const watcher = watchOomV2(fixture.dir, () => ooms++, logger);
     rmSync(fixture.dir, { recursive: true });
     await waitFor(() => logger.entries.some((e) => e.msg === 'OOM watch ends'), 'the watch to end');
     assert.equal(ooms, 0);
@@ -100,7 +101,7 @@ describe('cgroup v2 OOM watch (memory.events)', () => {
     });
     const logger = createRecordingLogger();
     let calls = 0;
-    const watcher = await watchOomV2(
+    const watcher = watchOomV2(
       fixture.dir,
       () => {
         calls++;
@@ -117,13 +118,33 @@ describe('cgroup v2 OOM watch (memory.events)', () => {
     }
   });
 
-  test('a cgroup without memory.events (memory controller off, or gone) is NotFound', async (t) => {
+  test('close while a change is being read leaves no fd open', async (t) => {
+    const fixture = copyFixture('v2/container');
+    t.after(() => {
+      fixture.dispose();
+    });
+    for (let round = 0; round < 20; round++) {
+      const fdsBefore = openFdCount();
+      let ooms = 0;
+      const watcher = watchOomV2(fixture.dir, () => ooms++, createRecordingLogger());
+      const watching = openFdCount();
+      writeFileSync(join(fixture.dir, 'memory.events'), memoryEvents(3 + round));
+      // Close as soon as the watch reacts: its read caught open, or its report made.
+      for (let turn = 0; turn < 2000 && ooms === 0 && openFdCount() === watching; turn++) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      watcher.close();
+      assert.equal(openFdCount(), fdsBefore, `round ${round}: an fd outlived close()`);
+    }
+  });
+
+  test('a cgroup without memory.events (memory controller off, or gone) is NotFound', (t) => {
     const fixture = copyFixture('v2/recorded');
     t.after(() => {
       fixture.dispose();
     });
-    await assert.rejects(
-      watchOomV2(fixture.dir, () => undefined, createRecordingLogger()),
+    assert.throws(
+      () => watchOomV2(fixture.dir, () => undefined, createRecordingLogger()),
       (error: unknown) => error instanceof RuntimeError && error.code === 'NotFound',
     );
   });

@@ -10,21 +10,24 @@
  * cgroup directory is removed; that is why cgroup.events is watched too, and why a
  * cgroup removed while populated-state changes were missed is only noticed at the
  * next event. If inotify is unavailable (e.g. out of watches) the files are polled.
+ *
+ * The files are read synchronously, each check whole in one turn of the event loop: an
+ * asynchronous read that close() landed in would keep its file open past close(), and
+ * checks could overlap (cgroupfs never waits for a disk).
  * @internal
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../api.js';
 import { RuntimeError } from '../errors.js';
-import { isNotExist, readKVFile } from './cgroupfs.js';
+import { isNotExist, readKVFileSync } from './cgroupfs.js';
 import type { OomWatcher } from './oom-v1.js';
 
 /** Polling interval when inotify cannot be used. */
 const POLL_INTERVAL_MS = 1000;
 
-async function readOomKill(dir: string): Promise<bigint> {
-  return (await readKVFile(join(dir, 'memory.events'))).get('oom_kill') ?? 0n;
+function readOomKill(dir: string): bigint {
+  return readKVFileSync(join(dir, 'memory.events')).get('oom_kill') ?? 0n;
 }
 
 /**
@@ -33,10 +36,10 @@ async function readOomKill(dir: string): Promise<bigint> {
  * Throws {@link RuntimeError} `NotFound` when `dir` has no memory.events (the cgroup is
  * gone or its memory controller is not enabled), or the file system error.
  */
-export async function watchOomV2(dir: string, onOom: () => void, logger: Logger): Promise<OomWatcher> {
+export function watchOomV2(dir: string, onOom: () => void, logger: Logger): OomWatcher {
   let initial: bigint;
   try {
-    initial = await readOomKill(dir);
+    initial = readOomKill(dir);
   } catch (error) {
     if (isNotExist(error)) {
       throw new RuntimeError(
@@ -59,11 +62,8 @@ class V2OomWatcher implements OomWatcher {
   readonly #logger: Logger;
   readonly #watchers: FSWatcher[] = [];
   #poll: NodeJS.Timeout | undefined;
-  /** oom_kill as last reported; only #check changes it, and checks run one at a time. */
+  /** oom_kill as last reported; only #check changes it. */
   #lastOomKill: bigint;
-  #queue: Promise<void> = Promise.resolve();
-  /** A check is queued and has not started: further events need no second one. */
-  #checkPending = false;
   #closed = false;
 
   constructor(dir: string, oomKill: bigint, onOom: () => void, logger: Logger) {
@@ -79,7 +79,7 @@ class V2OomWatcher implements OomWatcher {
         let watcher: FSWatcher;
         try {
           watcher = watch(join(this.#dir, name), { persistent: false }, () => {
-            this.#enqueue();
+            this.#check();
           });
         } catch (error) {
           // The root cgroup has no cgroup.events; memory.events alone will do.
@@ -89,7 +89,7 @@ class V2OomWatcher implements OomWatcher {
         watcher.on('error', (error) => {
           // Typically the file went away; the check finds out and stops.
           this.#logger.debug({ cgroup: this.#dir, err: error }, 'fs.watch error on cgroup file');
-          this.#enqueue();
+          this.#check();
         });
         this.#watchers.push(watcher);
       }
@@ -100,7 +100,7 @@ class V2OomWatcher implements OomWatcher {
         `cannot watch cgroup files: polling every ${POLL_INTERVAL_MS} ms instead`,
       );
       this.#poll = setInterval(() => {
-        this.#enqueue();
+        this.#check();
       }, POLL_INTERVAL_MS);
       this.#poll.unref();
     }
@@ -113,33 +113,22 @@ class V2OomWatcher implements OomWatcher {
     if (this.#poll !== undefined) clearInterval(this.#poll);
   }
 
-  #enqueue(): void {
-    if (this.#closed || this.#checkPending) return;
-    this.#checkPending = true;
-    this.#queue = this.#queue
-      .then(() => {
-        this.#checkPending = false;
-        return this.#check();
-      })
-      .catch((error: unknown) => {
-        this.#logger.warn({ cgroup: this.#dir, err: error }, 'checking memory.events failed');
-      });
-  }
-
-  async #check(): Promise<void> {
+  /** Re-reads the files; reports new kills, stops when the cgroup is empty or gone. Never throws. */
+  #check(): void {
     if (this.#closed) return;
     let oomKill: bigint;
     let populated: boolean;
     try {
-      oomKill = await readOomKill(this.#dir);
-      populated = await this.#populated();
+      oomKill = readOomKill(this.#dir);
+      populated = this.#populated();
     } catch (error) {
-      if (!isNotExist(error)) throw error;
-      this.#stop('cgroup removed');
+      if (isNotExist(error)) {
+        this.#stop('cgroup removed');
+      } else {
+        this.#logger.warn({ cgroup: this.#dir, err: error }, 'checking memory.events failed');
+      }
       return;
     }
-    // close() may have run while the file was read.
-    if (this.#isClosed()) return;
     if (oomKill > this.#lastOomKill) {
       const kills = Number(oomKill - this.#lastOomKill);
       this.#lastOomKill = oomKill;
@@ -150,10 +139,10 @@ class V2OomWatcher implements OomWatcher {
   }
 
   /** cgroup.events "populated"; a cgroup without the file counts as populated. */
-  async #populated(): Promise<boolean> {
+  #populated(): boolean {
     let text: string;
     try {
-      text = await readFile(join(this.#dir, 'cgroup.events'), 'utf8');
+      text = readFileSync(join(this.#dir, 'cgroup.events'), 'utf8');
     } catch (error) {
       if (!isNotExist(error)) throw error;
       // memory.events was just read: cgroup.events is missing, or the cgroup is going.
@@ -165,11 +154,6 @@ class V2OomWatcher implements OomWatcher {
   #stop(reason: string): void {
     this.#logger.debug({ cgroup: this.#dir, reason }, 'OOM watch ends');
     this.close();
-  }
-
-  /** A method, not the field, so the check after an await is not narrowed away. */
-  #isClosed(): boolean {
-    return this.#closed;
   }
 
   #report(): void {
