@@ -12,6 +12,9 @@
  *   started before that container's start request (process start times, not durations);
  * - with TSRUN_MANAGER=0 in containerd's environment the launcher runs the Node CLI
  *   itself, and the same works with no manager at all.
+ * Both containerds carry NODE_* variables that would stop or disturb a Node that boots
+ * with them (a --require of a missing file, debug output on stderr, a missing CA bundle):
+ * tsrun's Nodes must boot without them (launcher.c exec_node, daemonEnvironment).
  *
  * The whole integration suite runs through the launcher by default; through the direct
  * Node CLI with `TSRUN_MANAGER=0 node --test build/integration/` (containerd inherits the
@@ -33,6 +36,15 @@ const RUNTIME = 'io.containerd.tsrun.v1';
 /** A run may boot a Node daemon (no spare ready): seconds on a loaded 2-core box. */
 const CTR_TIMEOUT_MS = 120_000;
 const BIN_DIR = process.env['TSRUN_FAST_PATH_BIN_DIR'] ?? TSRUN_BIN_DIR;
+/**
+ * Node's own variables in containerd's environment, each fatal or disturbing to a Node
+ * that booted with them: none may reach tsrun's Node processes.
+ */
+const HOSTILE_NODE_ENV = {
+  NODE_OPTIONS: '--require=/nonexistent/tsrun-test-preload.js',
+  NODE_DEBUG: 'net,module',
+  NODE_EXTRA_CA_CERTS: '/nonexistent/tsrun-test-ca.pem',
+};
 
 /** Whether the shim containerd will run is the native launcher (an ELF file), not the Node script. */
 function launcherInstalled(): boolean {
@@ -144,7 +156,7 @@ async function runRm(c: ContainerdInstance, id: string, args: readonly string[] 
 describe('the fast path: native launcher, manager and spare daemons', { skip: skipLauncher }, () => {
   // Debug: the manager logs each spare it reports ready, which the spare test reads.
   // TSRUN_MANAGER=1: the launcher path even when the suite runs with TSRUN_MANAGER=0.
-  const containerd = useContainerd({ extraPath: [BIN_DIR], images: true, env: { TSRUN_MANAGER: '1', TSRUN_MANAGER_LOG_LEVEL: 'debug' } });
+  const containerd = useContainerd({ extraPath: [BIN_DIR], images: true, env: { ...HOSTILE_NODE_ENV, TSRUN_MANAGER: '1', TSRUN_MANAGER_LOG_LEVEL: 'debug' } });
 
   test('20 parallel ctr run --rm from no tsrun process at all: every one succeeds, and exactly one manager exists afterwards', async () => {
     const c = containerd();
@@ -226,7 +238,7 @@ describe('the fast path: native launcher, manager and spare daemons', { skip: sk
 });
 
 describe('the direct path: TSRUN_MANAGER=0 makes the launcher run the Node CLI', { skip: skipLauncher }, () => {
-  const containerd = useContainerd({ extraPath: [BIN_DIR], images: true, env: { TSRUN_MANAGER: '0' } });
+  const containerd = useContainerd({ extraPath: [BIN_DIR], images: true, env: { ...HOSTILE_NODE_ENV, TSRUN_MANAGER: '0' } });
 
   test('ctr run --rm works with no manager at all', async () => {
     const c = containerd();

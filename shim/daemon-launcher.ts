@@ -68,20 +68,16 @@ export function daemonArgs(flags: DaemonFlags): string[] {
 }
 
 /**
- * Variables Node acts on at every boot that only cost a tsrun process time: Node reads
- * and parses the NODE_EXTRA_CA_CERTS file before any script runs (an empty `node -e 0`
- * here: 76 ms with Debian's 225 KB bundle, 27 ms without), and no tsrun process makes a
- * TLS connection. The launcher drops the same before it execs Node (launcher.c exec_node).
- */
-const NODE_BOOT_COSTS: readonly string[] = ['NODE_EXTRA_CA_CERTS'];
-
-/**
- * containerd's environment as a daemon or spare gets it, `KEY=value` each: all of it
- * but {@link NODE_BOOT_COSTS} (runc and the hooks it runs get their environment from the
- * daemon, and none of them reads those).
+ * containerd's environment as a daemon or spare gets it, `KEY=value` each: all of it but
+ * Node's own variables (NODE_*), as the launcher leaves them out of the Nodes it execs
+ * (launcher.c exec_node). They configure Node, not tsrun: NODE_EXTRA_CA_CERTS is parsed
+ * at every boot (an empty `node -e 0` here: 76 ms with Debian's 225 KB bundle, 27 ms
+ * without; no tsrun process makes a TLS connection), NODE_OPTIONS may load code or open an
+ * inspector port in every daemon. runc and the hooks it runs get their environment from
+ * the daemon (hooks from the OCI spec): none of them reads NODE_*.
  */
 export function daemonEnvironment(env: Readonly<Record<string, string | undefined>>): string[] {
-  return environmentEntries(env).filter((entry) => !NODE_BOOT_COSTS.includes(entry.slice(0, entry.indexOf('='))));
+  return environmentEntries(env).filter((entry) => !entry.startsWith('NODE_'));
 }
 
 /**

@@ -194,7 +194,7 @@ test('runc Options ShimCgroup moves the daemon into that cgroup in every hierarc
   assert.match(refused.stderr, /shim cgroup '\/no-such-cgroup-here' exists in no mounted cgroup hierarchy/);
 });
 
-test('the daemon gets containerd’s environment but NODE_EXTRA_CA_CERTS (Node parses that file at every boot)', async (t) => {
+test('the daemon gets containerd’s environment but Node’s own NODE_* variables', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'tsrun-start-'));
   const address = join(root, 'containerd.sock');
   const bundle = makeBundle(root, 'c1');
@@ -213,9 +213,9 @@ test('the daemon gets containerd’s environment but NODE_EXTRA_CA_CERTS (Node p
     killDaemon(bundle);
     rmSync(root, { recursive: true, force: true });
   });
-  const env = { PATH: '/usr/bin:/bin', NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', TSRUN_X: 'a=b' };
+  const env = { PATH: '/usr/bin:/bin', NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', NODE_OPTIONS: '--inspect', TSRUN_X: 'a=b', XNODE_Y: 'kept' };
   const result = await start(parseFlags(['-namespace', 'ns1', '-address', address, '-id', 'c1', 'start']), { ...request(bundle, []), env }, capturing);
   assert.equal(result.exitCode, 0, result.stderr);
   rmSync(Buffer.from(result.stdout).toString().slice('unix://'.length), { force: true });
-  assert.deepEqual(envs, [['PATH=/usr/bin:/bin', 'TSRUN_X=a=b']]);
+  assert.deepEqual(envs, [['PATH=/usr/bin:/bin', 'TSRUN_X=a=b', 'XNODE_Y=kept']]);
 });

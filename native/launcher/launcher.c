@@ -363,16 +363,33 @@ static int replace_stdin(const struct buf *bytes, int drain_rest) {
   return ok ? 0 : -1;
 }
 
+/* Whether `entry` ("KEY=value") is one of Node's own variables, NODE_*. */
+static int is_node_variable(const char *entry) { return strncmp(entry, "NODE_", 5) == 0; }
+
 /* execv(node, args) for every Node this program starts (the Node CLI, the manager, the
- * first spare). NODE_EXTRA_CA_CERTS goes first: Node reads and parses that certificate
- * file at every boot (measured here with Debian's 225 KB bundle: an empty `node -e 0`
- * takes 76 ms with it, 27 ms without), and no tsrun process makes a TLS connection.
- * A containerd started from a shell that sets it (corporate proxies do) would otherwise
- * pay that on every boot on its path. The manager still gets the variable in the
- * request's environment: that is containerd's, forwarded unchanged. Returns only on failure. */
+ * first spare), with the environment minus every NODE_* variable: those configure Node
+ * itself, not tsrun, and a containerd started from a developer's shell may carry them.
+ * NODE_EXTRA_CA_CERTS is read and parsed at every boot (with Debian's 225 KB bundle an
+ * empty `node -e 0` takes 76 ms here, 27 ms without; no tsrun process makes a TLS
+ * connection); NODE_OPTIONS=--require of a missing file stops Node, --inspect and
+ * NODE_DEBUG write to stderr, which containerd reads together with `start`'s address.
+ * The manager still gets them in the request's environment: that is containerd's,
+ * forwarded unchanged. Without memory for the copy, Node gets the environment as it is.
+ * Returns only on failure. */
 static void exec_node(const char *node, char **args) {
-  unsetenv("NODE_EXTRA_CA_CERTS");
-  execv(node, args);
+  size_t n = 0;
+  while (environ[n] != NULL) n++;
+  char **env = calloc(n + 1, sizeof *env);
+  if (env == NULL) {
+    execv(node, args);
+    return;
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_node_variable(environ[i])) env[kept++] = environ[i];
+  }
+  execve(node, args, env);
+  free(env);
 }
 
 /* execv(node, [node, main, argv[1..]]). `stdin_bytes` (or NULL: fd 0 untouched) are

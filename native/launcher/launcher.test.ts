@@ -538,33 +538,43 @@ describe('no manager running: the launcher starts one', () => {
 });
 
 describe('the Nodes the launcher starts', () => {
-  test('boot without NODE_EXTRA_CA_CERTS (parsed at every boot, used by none); the manager still gets it in the request', async () => {
-    const extra = { NODE_EXTRA_CA_CERTS: join(scratch, 'no-such-bundle.pem') };
+  test('boot without containerd’s NODE_* variables (they configure Node, not tsrun); the manager still gets them in the request', async () => {
+    // Each would cost or break something: a bundle parsed at every boot, a --require that
+    // stops Node, debug lines on the stderr containerd reads with start's address.
+    const extra = {
+      NODE_EXTRA_CA_CERTS: join(scratch, 'no-such-bundle.pem'),
+      NODE_OPTIONS: `--require=${join(scratch, 'no-such-module.js')}`,
+      NODE_DEBUG: 'module',
+    };
     const bootEnv = join(scratch, 'boot-env');
-    const readBoots = (): { role: string; pid: number; extraCaCerts: string | null }[] =>
-      existsSync(bootEnv) ? readFileSync(bootEnv, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { role: string; pid: number; extraCaCerts: string | null }) : [];
+    type Boot = { role: string; pid: number; nodeVariables: string[] };
+    const readBoots = (): Boot[] =>
+      existsSync(bootEnv) ? readFileSync(bootEnv, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Boot) : [];
 
     // A manager and its first spare, started by the launcher.
     const address = newAddress();
     const env = launcherEnv(newStartsFile(), { ...extra, TSRUN_MANAGER_SPARE: '1', TSRUN_TEST_BOOT_ENV: bootEnv });
     const started = await runLauncher(['-namespace', 'ns', '-address', address, '-id', 'c1', 'start'], { env, stdin: Buffer.from('opts') });
     assert.equal(echoOf(started).from, 'manager');
+    assert.equal(started.stderr.toString(), '');
     await until(() => readBoots().some((boot) => boot.role === 'spare'), 'the first spare to boot');
     // The group daemon's exec, and the fallback's.
     const daemon = await runLauncher(['-namespace', 'ns', '-address', address, '-id', 'c1'], { env });
     assert.equal(echoOf(daemon).from, 'cli');
     const fallback = await runLauncher(['-address', address, 'start'], { env: { ...env, TSRUN_MANAGER: '0' } });
     assert.equal(echoOf(fallback).from, 'cli');
+    assert.equal(fallback.stderr.toString(), '', 'nothing on the stderr containerd reads with the address');
     assert.deepEqual(
-      readBoots().map((boot) => [boot.role, boot.extraCaCerts]).sort(),
-      [['cli', null], ['cli', null], ['manager', null], ['spare', null]],
+      readBoots().map((boot) => [boot.role, boot.nodeVariables.join(' ')]).sort(),
+      [['cli', ''], ['cli', ''], ['manager', ''], ['spare', '']],
     );
 
     const other = newAddress();
     const fake = await startFakeManager(other, answer('ok'));
     try {
       await runLauncher(['-address', other, 'delete'], { env: launcherEnv(newStartsFile(), extra) });
-      assert.ok(fake.requests[0]?.env.includes(`NODE_EXTRA_CA_CERTS=${extra.NODE_EXTRA_CA_CERTS}`), 'containerd’s environment is forwarded whole');
+      const forwarded = fake.requests[0]?.env ?? [];
+      for (const [name, value] of Object.entries(extra)) assert.ok(forwarded.includes(`${name}=${value}`), `containerd’s ${name} is forwarded`);
     } finally {
       await fake.close();
     }

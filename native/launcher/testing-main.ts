@@ -14,8 +14,8 @@
  *   to TSRUN_TEST_SPARES, writes `spare <pid>` on fd 3 (its channel) and exits when
  *   the channel reaches end of file (the manager closed or exited), as a real spare does.
  * - every role, first: with TSRUN_TEST_BOOT_ENV set, appends `{"role":…,"pid":…,
- *   "extraCaCerts":…}` to that file: NODE_EXTRA_CA_CERTS as this Node booted with it
- *   (null when unset), to check the launcher drops it before exec.
+ *   "nodeVariables":[…]}` to that file: the names of the NODE_* variables this Node
+ *   booted with, to check the launcher drops them before exec.
  * - anything else (the Node CLI: daemon path and fallback): prints
  *   `{"from":"cli",…}` with its pid, argv, cwd and the stdin it read, and exits with
  *   TSRUN_TEST_CLI_EXIT (default 0).
@@ -50,7 +50,8 @@ const sparesFile = process.env['TSRUN_TEST_SPARES'] ?? '/dev/null';
 const bootEnvFile = process.env['TSRUN_TEST_BOOT_ENV'];
 if (bootEnvFile !== undefined) {
   const role = args[0] === '-spare' || args[0] === '-manager' ? args[0].slice(1) : 'cli';
-  appendFileSync(bootEnvFile, `${JSON.stringify({ role, pid: process.pid, extraCaCerts: process.env['NODE_EXTRA_CA_CERTS'] ?? null })}\n`);
+  const nodeVariables = Object.keys(process.env).filter((name) => name.startsWith('NODE_')).sort();
+  appendFileSync(bootEnvFile, `${JSON.stringify({ role, pid: process.pid, nodeVariables })}\n`);
 }
 
 if (args[0] === '-spare') {
