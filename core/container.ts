@@ -615,6 +615,10 @@ export class Container {
       this.#logger.debug({ exec: proc.execId, timeoutMs: this.#ctx.ioDrainTimeoutMs }, 'publishing an exit after the drain bound passed');
     }
     proc.transition((s) => machine.exit(s, exit));
+    // An OOM kill is counted before its SIGKILL is sent: reading the counter here reports
+    // the kill that ended this process before its exit, even when the OOM notification has
+    // not reached the event loop yet (CRI reads the reason of an exit from the OOM event).
+    this.#oom?.check();
     this.#ctx.emit('task-exit', { containerId: this.id, id: proc.eventId, pid: exit.pid, exitStatus: exit.exitStatus, exitedAt: exit.exitedAt });
     proc.settleWaiters(exit);
     if (proc !== this.init) this.#execFinished();

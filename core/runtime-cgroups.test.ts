@@ -68,6 +68,7 @@ describe('stats and OOM (real runc)', { skip: canRunRunc() }, () => {
     assert.equal((await h.runtime.wait(id)).exitStatus, 137);
     const types = h.eventsOf(id).map((e) => e.type);
     assert.ok(types.indexOf('task-oom') > types.indexOf('task-start'));
+    assert.ok(types.indexOf('task-oom') < types.indexOf('task-exit'), `the OOM before the exit it caused: ${types.join(' ')}`);
     await h.runtime.delete(id);
   });
 });

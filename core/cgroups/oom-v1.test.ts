@@ -90,6 +90,35 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
     }
   });
 
+  test('check() reports a kill counted before its notification arrived, once; a removed cgroup ends the watch', async (t) => {
+    const fixture = copyFixture('v1');
+    t.after(() => {
+      fixture.dispose();
+    });
+    const dir = join(fixture.dir, 'memory');
+    const fdsBefore = openFdCount();
+    const logger = createRecordingLogger();
+    let ooms = 0;
+    const watcher = watchOomV1(dir, native, () => ooms++, logger);
+    writeFileSync(join(dir, 'memory.oom_control'), oomControl(1));
+    watcher.check();
+    assert.equal(ooms, 1, 'reported at once, before any wakeup');
+    watcher.check();
+    signal(registeredEventFd(dir)); // the notification, late
+    await settle();
+    assert.equal(ooms, 1, 'the same kill is not reported again');
+
+    rmSync(dir, { recursive: true });
+    watcher.check();
+    assert.equal(openFdCount(), fdsBefore, 'the watch ended with its cgroup');
+    assert.deepEqual(
+      logger.entries.filter((e) => e.level === 'warn' || e.level === 'error'),
+      [],
+    );
+    watcher.check(); // a no-op once closed
+    watcher.close();
+  });
+
   test('with the OOM killer disabled, a wakeup under OOM is the OOM (containerd reports it)', async (t) => {
     const fixture = copyFixture('v1');
     t.after(() => {
@@ -195,7 +224,7 @@ describe(
         : !existsSync(join(MEMORY_ROOT, 'cgroup.event_control')) && 'no cgroup v1 memory controller on this host',
   },
   () => {
-    test('an allocation over memory.limit_in_bytes: exactly one onOom per kill; close releases the eventfd', async (t) => {
+    test('an allocation over memory.limit_in_bytes: one onOom per kill the kernel counted; close releases the eventfd', async (t) => {
       const dir = join(MEMORY_ROOT, `tsrun-test-oom-${process.pid}-${Date.now()}`);
       mkdirSync(dir);
       t.after(() => {
@@ -203,6 +232,7 @@ describe(
         if (existsSync(dir)) rmdirSync(dir);
       });
       writeFileSync(join(dir, 'memory.limit_in_bytes'), String(8 * 1024 * 1024));
+      const kernelKills = () => Number(/^oom_kill (\d+)$/m.exec(readFileSync(join(dir, 'memory.oom_control'), 'utf8'))?.[1]);
 
       const fdsBefore = openFdCount();
       const logger = createRecordingLogger();
@@ -211,7 +241,7 @@ describe(
       try {
         // The shell joins the cgroup itself, then holds 64 MB of 'a's in a variable.
         const hog = `echo $$ > ${dir}/cgroup.procs && x=$(${BUSYBOX} head -c 64000000 /dev/zero | ${BUSYBOX} tr '\\0' a) && echo survived`;
-        for (let kill = 1; kill <= 2; kill++) {
+        for (let run = 1; run <= 2; run++) {
           const child = native.spawn({
             file: BUSYBOX,
             args: ['sh', '-c', hog],
@@ -220,11 +250,13 @@ describe(
           });
           const status = await waitForExit(native, child);
           assert.deepEqual(status, { kind: 'signaled', signal: 9, coreDumped: false }, 'the OOM killer took the shell');
-          await waitFor(() => ooms === kill, `OOM kill number ${kill}`);
+          // One run can cost two kills (seen here in 4 of 150 runs: the shell, then tr or
+          // head while the shell's memory was still being freed): follow the kernel's count.
+          assert.ok(kernelKills() >= run, 'the kernel counted the kill before the shell died');
+          await waitFor(() => ooms === kernelKills(), `onOom for every kill after run ${run}`);
         }
         await settle();
-        assert.equal(ooms, 2, 'one onOom per kill, no more');
-        assert.match(readFileSync(join(dir, 'memory.oom_control'), 'utf8'), /^oom_kill 2$/m);
+        assert.equal(ooms, kernelKills(), 'one onOom per kill, no more');
       } finally {
         watcher.close();
       }

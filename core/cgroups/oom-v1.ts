@@ -22,6 +22,13 @@ import { errnoCode, isNotExist, parseKV, scanLines } from './cgroupfs.js';
 
 /** A running OOM watch. */
 export interface OomWatcher {
+  /**
+   * Reads the kill counter now and reports the kills not reported yet. The kernel counts
+   * an OOM kill before it sends the SIGKILL, so calling this before publishing a process's
+   * exit puts the OOM of a killed process ahead of its exit, whatever order the
+   * notification and the exit reach the event loop in. Never throws; no-op once closed.
+   */
+  check(): void;
   /** Stops watching and releases its fds and handles. Idempotent. */
   close(): void;
 }
@@ -134,6 +141,10 @@ class V1OomWatcher implements OomWatcher {
     this.#checkAndReport(0, true);
   }
 
+  check(): void {
+    this.#checkAndReport('no-recheck', false);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -144,7 +155,8 @@ class V1OomWatcher implements OomWatcher {
     this.#native.close(this.#eventFd);
   }
 
-  #checkAndReport(attempt: number, wakeup: boolean): void {
+  /** `attempt` numbers the re-checks of a wakeup; 'no-recheck' for an outside check(). */
+  #checkAndReport(attempt: number | 'no-recheck', wakeup: boolean): void {
     try {
       this.#check(attempt, wakeup);
     } catch (error) {
@@ -152,7 +164,7 @@ class V1OomWatcher implements OomWatcher {
     }
   }
 
-  #check(attempt: number, wakeup: boolean): void {
+  #check(attempt: number | 'no-recheck', wakeup: boolean): void {
     if (this.#closed) return;
     let state: OomControl;
     try {
@@ -174,6 +186,7 @@ class V1OomWatcher implements OomWatcher {
       this.#report();
       return;
     }
+    if (attempt === 'no-recheck') return;
     const delay = RECHECK_DELAYS_MS[attempt];
     if (delay === undefined) return;
     if (attempt === 0)

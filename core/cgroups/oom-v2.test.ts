@@ -50,6 +50,27 @@ describe('cgroup v2 OOM watch (memory.events)', () => {
     watcher.close();
   });
 
+  test('check() reports a kill before inotify delivers it, once', async (t) => {
+    const fixture = copyFixture('v2/container');
+    t.after(() => {
+      fixture.dispose();
+    });
+    let ooms = 0;
+    const watcher = watchOomV2(fixture.dir, () => ooms++, createRecordingLogger());
+    try {
+      writeFileSync(join(fixture.dir, 'memory.events'), memoryEvents(3));
+      watcher.check();
+      assert.equal(ooms, 1, 'reported at once');
+      await settle(); // inotify's event for the same write arrives and re-reads
+      assert.equal(ooms, 1, 'the same kill is not reported again');
+    } finally {
+      watcher.close();
+    }
+    writeFileSync(join(fixture.dir, 'memory.events'), memoryEvents(4));
+    watcher.check();
+    assert.equal(ooms, 1, 'a no-op once closed');
+  });
+
   test('the watch ends quietly when cgroup.events says the cgroup is empty, after reporting the kill that emptied it', async (t) => {
     const fixture = copyFixture('v2/container');
     t.after(() => {

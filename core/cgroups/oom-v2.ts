@@ -106,6 +106,10 @@ class V2OomWatcher implements OomWatcher {
     }
   }
 
+  check(): void {
+    this.#check();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
