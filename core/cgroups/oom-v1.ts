@@ -35,9 +35,11 @@ export interface OomWatcher {
 
 /**
  * Delays of the re-checks after a wakeup that found no new kill yet (3.5 s in all). The
- * kill is usually microseconds behind, but on a loaded machine the memcg can sit in
- * reclaim for a while first: with a last re-check at 525 ms, an OOM kill under the whole
- * test suite on 2 cores once went unreported.
+ * kernel notifies just before it picks a victim, under the global oom_lock (an OOM
+ * elsewhere can hold it for a while), so the kill is usually microseconds behind. These
+ * re-checks are for processes the shim does not track; a tracked process's exit calls
+ * check() first, so its kill never depends on them. (An earlier CI failure blamed on a
+ * late kill was more likely the one seen since: one OOM run costing two kills.)
  */
 const RECHECK_DELAYS_MS = [5, 20, 100, 400, 1000, 2000] as const;
 
