@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { loadNative } from '../../native/index.js';
 import { BUSYBOX, openFdCount, waitForExit } from '../../native/testing-support.js';
 import { RuntimeError } from '../errors.js';
@@ -36,16 +36,21 @@ function signal(eventFd: number): void {
   writeSync(eventFd, one);
 }
 
+/** The memory cgroup of a scratch copy of the recorded v1 tree, removed after the test. */
+function scratchMemoryCgroup(t: TestContext): string {
+  const fixture = copyFixture('v1');
+  t.after(() => {
+    fixture.dispose();
+  });
+  return join(fixture.dir, 'memory');
+}
+
 const SETTLE_MS = 200;
 const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 
 describe('cgroup v1 OOM watch, kernel played by the test', () => {
   test('one onOom per kill counted by oom_kill; wakeups without a kill report nothing', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     writeFileSync(join(dir, 'memory.oom_control'), oomControl(4)); // 4 kills before the watch
     let ooms = 0;
     const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
@@ -71,11 +76,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
   });
 
   test('the notification comes before the kill (kernel order): the kill is still reported, once', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     let ooms = 0;
     const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
     try {
@@ -91,11 +92,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
   });
 
   test('check() reports a kill counted before its notification arrived, once; a removed cgroup ends the watch', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     const fdsBefore = openFdCount();
     const logger = createRecordingLogger();
     let ooms = 0;
@@ -120,11 +117,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
   });
 
   test('with the OOM killer disabled, a wakeup under OOM is the OOM (containerd reports it)', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     writeFileSync(join(dir, 'memory.oom_control'), oomControl(0, { disabled: 1 }));
     let ooms = 0;
     const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
@@ -140,11 +133,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
   });
 
   test('removal of the cgroup (which also signals) ends the watch quietly and releases the eventfd', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     const fdsBefore = openFdCount();
     const logger = createRecordingLogger();
     let ooms = 0;
@@ -164,11 +153,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
   });
 
   test('close releases the eventfd, is idempotent, and nothing is reported after it', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     const fdsBefore = openFdCount();
     let ooms = 0;
     const watcher = watchOomV1(dir, native, () => ooms++, createRecordingLogger());
@@ -183,11 +168,7 @@ describe('cgroup v1 OOM watch, kernel played by the test', () => {
   });
 
   test('close right after a wakeup was taken leaves no fd open, not even for a moment', async (t) => {
-    const fixture = copyFixture('v1');
-    t.after(() => {
-      fixture.dispose();
-    });
-    const dir = join(fixture.dir, 'memory');
+    const dir = scratchMemoryCgroup(t);
     const fdsBefore = openFdCount();
     for (let round = 0; round < 20; round++) {
       const watcher = watchOomV1(dir, native, () => undefined, createRecordingLogger());
