@@ -687,8 +687,10 @@ export class Container {
   }
 }
 
-/** Reads a pid file runc just wrote. */
-/** Synchronous: runc wrote the few bytes a moment ago; a thread pool round trip is not worth it. */
+/**
+ * Reads a pid file runc just wrote. Synchronous: runc wrote the few bytes a moment ago;
+ * a thread pool round trip is not worth it.
+ */
 function readPidFile(path: string, what: string, containerId: string): number {
   let text: string;
   try {

@@ -483,12 +483,12 @@ async function lastLogError(path: string, offset: number): Promise<string | unde
   return last;
 }
 
-/** Resolves the runtime binary: a path as given, or a name looked up in PATH. */
 /**
- * The runtime binary, looked up as Go's exec.LookPath does, on every Create (a runc
- * installed or moved meanwhile is found). Synchronous on purpose: a few stats of files
- * in the dentry cache take microseconds, where a thread pool round trip per PATH entry
- * added about 1 ms to every Create on this 2-core box.
+ * Resolves the runtime binary: a path as given, or a name looked up in PATH as Go's
+ * exec.LookPath does, on every Create (a runc installed or moved meanwhile is found).
+ * Synchronous on purpose: a few stats of files in the dentry cache take microseconds,
+ * where a thread pool round trip per PATH entry added about 1 ms to every Create on this
+ * 2-core box.
  */
 function findBinary(name: string): string {
   if (name.includes('/')) {
