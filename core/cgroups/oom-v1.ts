@@ -13,12 +13,12 @@
  * is no kill to count, so a wakeup that finds the memcg under_oom reports one OOM.
  * @internal
  */
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FdWatcher, Native } from '../../native/facade.js';
 import type { Logger } from '../api.js';
 import { RuntimeError } from '../errors.js';
-import { errnoCode, isNotExist, parseKV, scanLines } from './cgroupfs.js';
+import { errnoCode, isNotExist, readKVFileSync } from './cgroupfs.js';
 
 /** A running OOM watch. */
 export interface OomWatcher {
@@ -54,7 +54,7 @@ interface OomControl {
  * hold its fd open when close() returns.
  */
 function readOomControl(dir: string): OomControl {
-  const raw = new Map(scanLines(readFileSync(join(dir, 'memory.oom_control'), 'utf8')).map(parseKV));
+  const raw = readKVFileSync(join(dir, 'memory.oom_control'));
   return {
     oomKillDisable: raw.get('oom_kill_disable') ?? 0n,
     underOom: raw.get('under_oom') ?? 0n,
