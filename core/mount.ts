@@ -174,13 +174,8 @@ export function mountAll(native: Native, mounts: readonly Mount[], target: strin
  */
 export function unmountAll(native: Native, target: string): void {
   if (target === '') return;
-  let root: string;
-  try {
-    root = realpathSync(target);
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return;
-    throw error;
-  }
+  const root = existingRealPath(target);
+  if (root === undefined) return;
   // Unmounting can uncover mounts (propagation, a mount made meanwhile): re-read a few times.
   for (let round = 0; round < 8; round++) {
     const below = mountPointsAtOrBelow(root);
@@ -253,14 +248,18 @@ function unescapeMountInfo(field: string): string {
  * does not exist. A path mounted n times appears n times.
  */
 export function mountPointsBelow(path: string): string[] {
-  let root: string;
+  const root = existingRealPath(path);
+  return root === undefined ? [] : mountPointsAtOrBelow(root);
+}
+
+/** `path` with symlinks resolved, or undefined when it does not exist. */
+function existingRealPath(path: string): string | undefined {
   try {
-    root = realpathSync(path);
+    return realpathSync(path);
   } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return [];
+    if (errnoCode(error) === 'ENOENT') return undefined;
     throw error;
   }
-  return mountPointsAtOrBelow(root);
 }
 
 /**
