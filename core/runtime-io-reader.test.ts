@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Native } from '../native/facade.js';
 import { loadNative } from '../native/index.js';
-import { createProcessMonitor, exitStatusOf } from './process-monitor.js';
-import { BUSYBOX, canRunRunc } from './test-bundle.js';
+import { canRunRunc } from './test-bundle.js';
 import type { Harness } from './test-harness.js';
 import { createHarness } from './test-harness.js';
 
@@ -74,7 +73,7 @@ describe('the exit waits for the client to read its fifo (real runc)', { skip: c
     test(`${kind}: a slow client reads every byte before the exit is published`, async () => {
       const id = `slow-${kind}`;
       const stdout = join(h.fixture.dir, `${id}-stdout`);
-      await mkfifo(h, stdout);
+      await h.mkfifo(stdout);
       const client = lookDrivenClient(h, stdout);
       let consumedAtExit = -1;
       const onExit = (e: { containerId: string }): void => {
@@ -107,7 +106,7 @@ describe('the exit waits for the client to read its fifo (real runc)', { skip: c
   test('no client reads the fifo: the exit is published anyway, after the no-progress window', async () => {
     const id = 'unread';
     const stdout = join(h.fixture.dir, 'unread-stdout');
-    await mkfifo(h, stdout);
+    await h.mkfifo(stdout);
     await h.run(id, { args: ['head', '-c', String(TOTAL), '/dev/zero'] }, { stdout });
     const exit = await h.nextEvent((e) => e.type === 'task-exit' && e.containerId === id);
     const publishedAt = Date.now();
@@ -123,14 +122,3 @@ describe('the exit waits for the client to read its fifo (real runc)', { skip: c
     await h.runtime.delete(id);
   });
 });
-
-/** mkfifo through busybox (Node has no mkfifo), spawned through the one reaper. */
-async function mkfifo(h: Harness, path: string): Promise<void> {
-  const monitor = createProcessMonitor(h.native, h.logger);
-  try {
-    const child = monitor.spawn({ file: BUSYBOX, args: ['mkfifo', '-m', '0600', path], env: [], fds: [-1, -1, -1] });
-    assert.equal(exitStatusOf(await child.exited), 0, `mkfifo ${path}`);
-  } finally {
-    monitor.close();
-  }
-}

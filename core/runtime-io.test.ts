@@ -6,8 +6,7 @@ import { constants, openSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createProcessMonitor, exitStatusOf } from './process-monitor.js';
-import { BUSYBOX, canRunRunc } from './test-bundle.js';
+import { canRunRunc } from './test-bundle.js';
 import type { Harness } from './test-harness.js';
 import { createHarness } from './test-harness.js';
 
@@ -86,8 +85,8 @@ describe('stdio and exits (real runc)', { skip: canRunRunc() }, () => {
     const id = 'tty';
     const stdin = join(h.fixture.dir, 'tty-stdin');
     const stdout = join(h.fixture.dir, 'tty-stdout');
-    await mkfifo(h, stdin);
-    await mkfifo(h, stdout);
+    await h.mkfifo(stdin);
+    await h.mkfifo(stdout);
     // As containerd does: the client holds its ends of the fifos (read/write, non-blocking).
     const output = new Socket({ fd: openSync(stdout, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false });
     const input = new Socket({ fd: openSync(stdin, constants.O_RDWR | constants.O_NONBLOCK), readable: false, writable: true });
@@ -120,14 +119,3 @@ describe('stdio and exits (real runc)', { skip: canRunRunc() }, () => {
     }
   });
 });
-
-/** mkfifo through busybox (Node has no mkfifo), spawned through the one reaper. */
-async function mkfifo(h: Harness, path: string): Promise<void> {
-  const monitor = createProcessMonitor(h.native, h.logger);
-  try {
-    const child = monitor.spawn({ file: BUSYBOX, args: ['mkfifo', '-m', '0600', path], env: [], fds: [-1, -1, -1] });
-    assert.equal(exitStatusOf(await child.exited), 0, `mkfifo ${path}`);
-  } finally {
-    monitor.close();
-  }
-}

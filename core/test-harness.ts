@@ -4,12 +4,14 @@
  * order. `teardown()` kills and deletes whatever a failed test left behind, closes the
  * runtime and removes the fixture, so tests clean up even when they fail.
  */
+import assert from 'node:assert/strict';
 import { loadNative } from '../native/index.js';
 import type { Native } from '../native/facade.js';
 import type { ExecRequest, Runtime, RuntimeEvents, Stdio } from './api.js';
+import { createProcessMonitor, exitStatusOf } from './process-monitor.js';
 import { createRuntime } from './runtime.js';
 import type { BundleOptions, Fixture, TestBundle } from './test-bundle.js';
-import { createFixture } from './test-bundle.js';
+import { BUSYBOX, createFixture } from './test-bundle.js';
 import type { TestLogger } from './test-logger.js';
 import { createTestLogger } from './test-logger.js';
 
@@ -33,6 +35,8 @@ export interface Harness {
   run(id: string, options: BundleOptions, stdio?: Partial<Stdio>): Promise<{ bundle: TestBundle; pid: number }>;
   /** An exec request for `args` with default env and user. */
   execRequest(containerId: string, execId: string, args: readonly string[], stdio?: Partial<Stdio>): ExecRequest;
+  /** mkfifo -m 0600 `path` through busybox (Node has no mkfifo), spawned through the one reaper. */
+  mkfifo(path: string): Promise<void>;
   /** Resolves with the first event (already recorded or future) matching `predicate`. */
   nextEvent(predicate: (e: RecordedEvent) => boolean, timeoutMs?: number): Promise<RecordedEvent>;
   /** Kills, waits for and deletes every container left; closes the runtime; removes the fixture. */
@@ -110,6 +114,15 @@ export function createHarness(name: string, options: { ioDrainTimeoutMs?: number
         stdio: { stdin: '', stdout: '', stderr: '', terminal: false, ...stdio },
         spec: { args, env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0 }, terminal: stdio.terminal ?? false },
       };
+    },
+    async mkfifo(path) {
+      const monitor = createProcessMonitor(native, logger);
+      try {
+        const child = monitor.spawn({ file: BUSYBOX, args: ['mkfifo', '-m', '0600', path], env: [], fds: [-1, -1, -1] });
+        assert.equal(exitStatusOf(await child.exited), 0, `mkfifo ${path}`);
+      } finally {
+        monitor.close();
+      }
     },
     nextEvent(predicate, timeoutMs = 20_000) {
       const found = events.find(predicate);
